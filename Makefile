@@ -1,0 +1,40 @@
+# pocketvec — every command sets up what it needs on a fresh machine.
+#   make demo   build the extension and run the seed README's demo
+#   make test   install what is missing, run every test (Rust, C, Python, NEON under qemu)
+SHELL := /bin/bash
+PY    := .venv/bin/python
+EXT   := target/release/libpocketvec0.so
+
+.PHONY: all setup build demo test test-rust test-neon test-c test-cli test-python lint bench-kernels bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	cargo build --release -p pocketvec -p pocketvec-capi
+
+demo: build
+	rm -f demo.db demo.db-journal
+	$(PY) examples/seed_demo.py
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust: setup
+	cargo test --workspace --release
+
+test-neon: setup
+	bash scripts/neon-test.sh --release
+
+test: setup lint test-rust test-neon
+	@echo "make test: all suites passed"
+
+bench-kernels: setup
+	bash benches/run-kernels.sh
+
+clean:
+	cargo clean
+	rm -f demo.db

@@ -1,0 +1,336 @@
+//! x86-64 hand-written pieces: F16C conversion, int8 products with AVX2
+//! (`vpmaddwd` on sign-extended i16) and with AVX-512 VNNI (`vpdpbusd`).
+//!
+//! `vpdpbusd` multiplies *unsigned* bytes by signed bytes. To use it on two
+//! signed vectors we flip the sign bit of `a`, which maps it to the unsigned
+//! `a + 128`, and subtract the bias afterwards:
+//! Σ (a+128)·b − Σ 128·b = Σ a·b, where Σ 128·b is itself one `vpdpbusd` of
+//! the constant 0x80 with `b`. This is exact for every input, −128 included
+//! (the classic `vpsignb` trick is not: it negates −128 to itself).
+use core::arch::x86_64::*;
+
+use pulp::x86::{V3, V4};
+use pulp::{f32x16, f32x8};
+
+use super::{padded, Token};
+use crate::f16;
+use crate::level::{V3Plus, V4Plus};
+
+#[inline(always)]
+fn hsum256(v: __m256i) -> i32 {
+    // SAFETY: the callers run with AVX2 enabled (see `Token` impls below).
+    unsafe {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// Loads 16 bytes at `p` and sign-extends them to 16 i16 lanes.
+///
+/// # Safety
+/// AVX2 must be enabled and `p..p+16` readable.
+#[inline(always)]
+unsafe fn load_i16x16(p: *const i8) -> __m256i {
+    unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) }
+}
+
+impl Token for V3Plus {
+    type S = V3;
+    #[inline(always)]
+    fn simd(self) -> V3 {
+        self.base()
+    }
+
+    #[inline(always)]
+    fn widen(self, src: &[f16]) -> f32x8 {
+        let src = &src[..8];
+        // SAFETY: `src` holds 8 halves (16 bytes); this token proves F16C.
+        unsafe { pulp::cast(_mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast()))) }
+    }
+
+    #[inline(always)]
+    fn narrow(self, v: f32x8, dst: &mut [f16]) {
+        let dst = &mut dst[..8];
+        // SAFETY: `dst` holds 8 halves (16 bytes); this token proves F16C.
+        unsafe {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(pulp::cast(v));
+            _mm_storeu_si128(dst.as_mut_ptr().cast(), h);
+        }
+    }
+
+    #[inline(always)]
+    fn dot_i8(self, a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: every load reads 16 bytes at offsets `i + 16k` with
+        // `i + 16k + 16 <= n`; the tail goes through padded stack copies.
+        // This token proves AVX2.
+        unsafe {
+            let mut acc = [_mm256_setzero_si256(); 4];
+            let mut i = 0;
+            while i + 64 <= n {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let p = _mm256_madd_epi16(
+                        load_i16x16(pa.add(i + 16 * k)),
+                        load_i16x16(pb.add(i + 16 * k)),
+                    );
+                    *acc = _mm256_add_epi32(*acc, p);
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                let p = _mm256_madd_epi16(load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
+                acc[0] = _mm256_add_epi32(acc[0], p);
+                i += 16;
+            }
+            if i < n {
+                let ta: [i8; 16] = padded(&a[i..n]);
+                let tb: [i8; 16] = padded(&b[i..n]);
+                let p = _mm256_madd_epi16(load_i16x16(ta.as_ptr()), load_i16x16(tb.as_ptr()));
+                acc[1] = _mm256_add_epi32(acc[1], p);
+            }
+            hsum256(_mm256_add_epi32(
+                _mm256_add_epi32(acc[0], acc[1]),
+                _mm256_add_epi32(acc[2], acc[3]),
+            ))
+        }
+    }
+
+    #[inline(always)]
+    fn l2sq_i8(self, a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: as in `dot_i8`.
+        unsafe {
+            macro_rules! sq {
+                ($x:expr, $y:expr) => {{
+                    let d = _mm256_sub_epi16(load_i16x16($x), load_i16x16($y));
+                    _mm256_madd_epi16(d, d)
+                }};
+            }
+            let mut acc = [_mm256_setzero_si256(); 4];
+            let mut i = 0;
+            while i + 64 <= n {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_add_epi32(*acc, sq!(pa.add(i + 16 * k), pb.add(i + 16 * k)));
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                acc[0] = _mm256_add_epi32(acc[0], sq!(pa.add(i), pb.add(i)));
+                i += 16;
+            }
+            if i < n {
+                let ta: [i8; 16] = padded(&a[i..n]);
+                let tb: [i8; 16] = padded(&b[i..n]);
+                acc[1] = _mm256_add_epi32(acc[1], sq!(ta.as_ptr(), tb.as_ptr()));
+            }
+            hsum256(_mm256_add_epi32(
+                _mm256_add_epi32(acc[0], acc[1]),
+                _mm256_add_epi32(acc[2], acc[3]),
+            ))
+        }
+    }
+
+    #[inline(always)]
+    fn cos_i8(self, a: &[i8], b: &[i8]) -> (i32, i32, i32) {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: as in `dot_i8`.
+        unsafe {
+            let z = _mm256_setzero_si256();
+            let (mut ab, mut aa, mut bb) = ([z; 2], [z; 2], [z; 2]);
+            macro_rules! step {
+                ($k:expr, $x:expr, $y:expr) => {{
+                    let (x, y) = ($x, $y);
+                    ab[$k] = _mm256_add_epi32(ab[$k], _mm256_madd_epi16(x, y));
+                    aa[$k] = _mm256_add_epi32(aa[$k], _mm256_madd_epi16(x, x));
+                    bb[$k] = _mm256_add_epi32(bb[$k], _mm256_madd_epi16(y, y));
+                }};
+            }
+            let mut i = 0;
+            while i + 32 <= n {
+                step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
+                step!(1, load_i16x16(pa.add(i + 16)), load_i16x16(pb.add(i + 16)));
+                i += 32;
+            }
+            if i + 16 <= n {
+                step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
+                i += 16;
+            }
+            if i < n {
+                let ta: [i8; 16] = padded(&a[i..n]);
+                let tb: [i8; 16] = padded(&b[i..n]);
+                step!(1, load_i16x16(ta.as_ptr()), load_i16x16(tb.as_ptr()));
+            }
+            (
+                hsum256(_mm256_add_epi32(ab[0], ab[1])),
+                hsum256(_mm256_add_epi32(aa[0], aa[1])),
+                hsum256(_mm256_add_epi32(bb[0], bb[1])),
+            )
+        }
+    }
+}
+
+/// Mask selecting the first `r < 64` bytes.
+#[inline(always)]
+fn mask64(r: usize) -> __mmask64 {
+    debug_assert!(r < 64);
+    (1u64 << r) - 1
+}
+
+impl Token for V4Plus {
+    type S = V4;
+    #[inline(always)]
+    fn simd(self) -> V4 {
+        self.base()
+    }
+
+    #[inline(always)]
+    fn widen(self, src: &[f16]) -> f32x16 {
+        let src = &src[..16];
+        // SAFETY: `src` holds 16 halves (32 bytes); this token proves AVX-512F.
+        unsafe { pulp::cast(_mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().cast()))) }
+    }
+
+    #[inline(always)]
+    fn narrow(self, v: f32x16, dst: &mut [f16]) {
+        let dst = &mut dst[..16];
+        // SAFETY: `dst` holds 16 halves (32 bytes); this token proves AVX-512F.
+        unsafe {
+            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(pulp::cast(v));
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), h);
+        }
+    }
+
+    #[inline(always)]
+    fn dot_i8(self, a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: full loads read 64 bytes at `i + 64k` with `i + 64k + 64 <= n`;
+        // the tail is a masked load of the `n - i` remaining bytes (masked-out
+        // bytes are neither read nor faulted on). This token proves AVX-512
+        // F/BW and VNNI.
+        unsafe {
+            let bias = _mm512_set1_epi8(-128);
+            let z = _mm512_setzero_si512();
+            let (mut acc, mut cor) = ([z; 4], [z; 2]);
+            let mut i = 0;
+            while i + 256 <= n {
+                for k in 0..4 {
+                    let x = _mm512_loadu_si512(pa.add(i + 64 * k).cast());
+                    let y = _mm512_loadu_si512(pb.add(i + 64 * k).cast());
+                    acc[k] = _mm512_dpbusd_epi32(acc[k], _mm512_xor_si512(x, bias), y);
+                    cor[k & 1] = _mm512_dpbusd_epi32(cor[k & 1], bias, y);
+                }
+                i += 256;
+            }
+            while i + 64 <= n {
+                let x = _mm512_loadu_si512(pa.add(i).cast());
+                let y = _mm512_loadu_si512(pb.add(i).cast());
+                acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_xor_si512(x, bias), y);
+                cor[0] = _mm512_dpbusd_epi32(cor[0], bias, y);
+                i += 64;
+            }
+            if i < n {
+                let m = mask64(n - i);
+                let x = _mm512_maskz_loadu_epi8(m, pa.add(i));
+                let y = _mm512_maskz_loadu_epi8(m, pb.add(i));
+                acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_xor_si512(x, bias), y);
+                cor[1] = _mm512_dpbusd_epi32(cor[1], bias, y);
+            }
+            let s = _mm512_add_epi32(
+                _mm512_add_epi32(acc[0], acc[1]),
+                _mm512_add_epi32(acc[2], acc[3]),
+            );
+            _mm512_reduce_add_epi32(_mm512_sub_epi32(s, _mm512_add_epi32(cor[0], cor[1])))
+        }
+    }
+
+    #[inline(always)]
+    fn l2sq_i8(self, a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: full loads read 32 bytes at `i + 32k` with `i + 32k + 32 <= n`;
+        // the tail is a masked load. This token proves AVX-512 F/BW and VNNI.
+        unsafe {
+            macro_rules! ld {
+                ($p:expr) => {
+                    _mm512_cvtepi8_epi16(_mm256_loadu_si256($p.cast()))
+                };
+            }
+            let z = _mm512_setzero_si512();
+            let mut acc = [z; 4];
+            let mut i = 0;
+            while i + 128 <= n {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let d = _mm512_sub_epi16(ld!(pa.add(i + 32 * k)), ld!(pb.add(i + 32 * k)));
+                    *acc = _mm512_dpwssd_epi32(*acc, d, d);
+                }
+                i += 128;
+            }
+            while i + 32 <= n {
+                let d = _mm512_sub_epi16(ld!(pa.add(i)), ld!(pb.add(i)));
+                acc[0] = _mm512_dpwssd_epi32(acc[0], d, d);
+                i += 32;
+            }
+            if i < n {
+                let m = (1u32 << (n - i)) - 1;
+                let x = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, pa.add(i)));
+                let y = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, pb.add(i)));
+                let d = _mm512_sub_epi16(x, y);
+                acc[1] = _mm512_dpwssd_epi32(acc[1], d, d);
+            }
+            _mm512_reduce_add_epi32(_mm512_add_epi32(
+                _mm512_add_epi32(acc[0], acc[1]),
+                _mm512_add_epi32(acc[2], acc[3]),
+            ))
+        }
+    }
+
+    #[inline(always)]
+    fn cos_i8(self, a: &[i8], b: &[i8]) -> (i32, i32, i32) {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: as in `dot_i8`.
+        unsafe {
+            let bias = _mm512_set1_epi8(-128);
+            let z = _mm512_setzero_si512();
+            let (mut ab, mut aa, mut bb, mut ca, mut cb) = (z, z, z, z, z);
+            macro_rules! step {
+                ($x:expr, $y:expr) => {{
+                    let (x, y) = ($x, $y);
+                    let ux = _mm512_xor_si512(x, bias);
+                    let uy = _mm512_xor_si512(y, bias);
+                    ab = _mm512_dpbusd_epi32(ab, ux, y);
+                    aa = _mm512_dpbusd_epi32(aa, ux, x);
+                    bb = _mm512_dpbusd_epi32(bb, uy, y);
+                    ca = _mm512_dpbusd_epi32(ca, bias, x);
+                    cb = _mm512_dpbusd_epi32(cb, bias, y);
+                }};
+            }
+            let mut i = 0;
+            while i + 64 <= n {
+                step!(
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast())
+                );
+                i += 64;
+            }
+            if i < n {
+                let m = mask64(n - i);
+                step!(
+                    _mm512_maskz_loadu_epi8(m, pa.add(i)),
+                    _mm512_maskz_loadu_epi8(m, pb.add(i))
+                );
+            }
+            (
+                _mm512_reduce_add_epi32(_mm512_sub_epi32(ab, cb)),
+                _mm512_reduce_add_epi32(_mm512_sub_epi32(aa, ca)),
+                _mm512_reduce_add_epi32(_mm512_sub_epi32(bb, cb)),
+            )
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! Integration tests of the IVF algorithms against brute-force references.
+mod common;
+
+use common::*;
+use ivf::kmeans::{kmeans, Assign, KMeansConfig};
+use ivf::{
+    IvfModel, IvfParams, ListChunk, ListChunkRef, MemIndex, Metric, QuantizerKind, SearchParams,
+};
+use kernels::{Isa, Kernels};
+
+const METRICS: [Metric; 3] = [Metric::Cosine, Metric::L2, Metric::Dot];
+const KINDS: [QuantizerKind; 3] = [QuantizerKind::None, QuantizerKind::Int8, QuantizerKind::Pq];
+
+fn params(dim: usize, metric: Metric, lists: usize, q: QuantizerKind) -> IvfParams {
+    let mut p = IvfParams::new(dim, metric, 10_000);
+    p.lists = lists;
+    p.quantizer = q;
+    p
+}
+
+#[test]
+fn kmeans_recovers_separated_clusters() {
+    let (dim, clusters) = (16, 12);
+    let (data, labels) = clustered(6000, dim, clusters, 0.05, 7);
+    for (assign, spherical) in [(Assign::L2, false), (Assign::InnerProduct, true)] {
+        let mut data = data.clone();
+        if spherical {
+            for x in data.chunks_exact_mut(dim) {
+                Kernels::detect().normalize_f32(x);
+            }
+        }
+        let cfg = KMeansConfig {
+            k: clusters,
+            iters: 20,
+            seed: 42,
+            assign,
+            spherical,
+            threads: 2,
+        };
+        let km = kmeans(Kernels::detect(), &data, dim, &cfg).unwrap();
+        // Every point's nearest centroid (f64 reference) must induce the
+        // true partition: one centroid per true cluster.
+        let mut map = vec![usize::MAX; clusters];
+        let mut used = vec![false; clusters];
+        for (x, &t) in data.chunks_exact(dim).zip(&labels) {
+            let best = (0..clusters)
+                .min_by(|&a, &b| {
+                    let da = dist64(Metric::L2, x, &km.centroids[a * dim..(a + 1) * dim]);
+                    let db = dist64(Metric::L2, x, &km.centroids[b * dim..(b + 1) * dim]);
+                    da.total_cmp(&db)
+                })
+                .unwrap();
+            if map[t] == usize::MAX {
+                assert!(!used[best], "{assign:?}: centroid {best} covers two true clusters");
+                used[best] = true;
+                map[t] = best;
+            }
+            assert_eq!(map[t], best, "{assign:?}: true cluster {t} split across centroids");
+        }
+        if spherical {
+            for c in km.centroids.chunks_exact(dim) {
+                let n: f32 = c.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((n - 1.0).abs() < 1e-4, "spherical centroid norm {n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn kmeans_is_deterministic_and_thread_count_independent() {
+    let dim = 40;
+    let (data, _) = clustered(3000, dim, 30, 0.3, 9);
+    let cfg = |threads| KMeansConfig {
+        k: 50,
+        iters: 6,
+        seed: 5,
+        assign: Assign::L2,
+        spherical: false,
+        threads,
+    };
+    let a = kmeans(Kernels::detect(), &data, dim, &cfg(1)).unwrap();
+    let b = kmeans(Kernels::detect(), &data, dim, &cfg(2)).unwrap();
+    assert_eq!(a.centroids, b.centroids);
+}
+
+#[test]
+fn kmeans_repairs_empty_clusters_and_rejects_bad_input() {
+    // 4 distinct points, duplicated: k = 6 forces empty clusters.
+    let dim = 3;
+    let base = [[0.0, 0.0, 1.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [3.0, 3.0, 3.0]];
+    let mut data = Vec::new();
+    for i in 0..200 {
+        data.extend_from_slice(&base[i % 4]);
+    }
+    let cfg = KMeansConfig {
+        k: 6,
+        iters: 10,
+        seed: 1,
+        assign: Assign::L2,
+        spherical: false,
+        threads: 1,
+    };
+    let km = kmeans(Kernels::detect(), &data, dim, &cfg).unwrap();
+    assert!(km.centroids.iter().all(|v| v.is_finite()));
+    assert!(km.objective < 1e-6, "objective {}", km.objective);
+    let few = &data[..5 * dim];
+    assert!(matches!(
+        kmeans(Kernels::detect(), few, dim, &cfg),
+        Err(ivf::Error::TooFewTrainingVectors { needed: 6, found: 5 })
+    ));
+    let mut bad = data.clone();
+    bad[7] = f32::NAN;
+    assert!(matches!(
+        kmeans(Kernels::detect(), &bad, dim, &cfg),
+        Err(ivf::Error::NonFinite { .. })
+    ));
+}
+
+fn small_model(metric: Metric, q: QuantizerKind) -> (IvfModel, Vec<f32>) {
+    let dim = 32;
+    let (data, _) = clustered(2000, dim, 20, 0.4, 11);
+    let mut p = params(dim, metric, 16, q);
+    p.pq_m = 8;
+    (IvfModel::train(&p, &data, 2).unwrap(), data)
+}
+
+#[test]
+fn model_round_trips_through_bytes() {
+    for metric in METRICS {
+        for kind in KINDS {
+            let (m, data) = small_model(metric, kind);
+            let b = m.to_bytes();
+            let m2 = IvfModel::from_bytes(&b).unwrap();
+            assert_eq!(m2.to_bytes(), b);
+            assert_eq!(m2.params(), m.params());
+            let x = &data[5 * 32..6 * 32];
+            assert_eq!(m.encode(x).unwrap(), m2.encode(x).unwrap());
+            assert_eq!(m.probe(x, 4).unwrap(), m2.probe(x, 4).unwrap());
+        }
+    }
+}
+
+#[test]
+fn corrupted_or_truncated_model_bytes_are_errors() {
+    let (m, _) = small_model(Metric::L2, QuantizerKind::Pq);
+    let b = m.to_bytes();
+    // Every truncation.
+    for len in 0..b.len() {
+        assert!(IvfModel::from_bytes(&b[..len]).is_err(), "truncated to {len}");
+    }
+    // Extension.
+    let mut longer = b.clone();
+    longer.push(0);
+    assert!(IvfModel::from_bytes(&longer).is_err());
+    // A flipped bit anywhere (header fields, floats, checksum).
+    for pos in (0..b.len()).step_by(7).chain([4, 6, 7, 8, 12, 16, 20, b.len() - 1]) {
+        let mut c = b.clone();
+        c[pos] ^= 0x10;
+        assert!(IvfModel::from_bytes(&c).is_err(), "flip at {pos}");
+    }
+    // Hostile header with huge sizes and a matching checksum: Err, no
+    // allocation attempt, no panic.
+    let mut h = b[..64].to_vec();
+    h[8..12].copy_from_slice(&u32::MAX.to_le_bytes()); // dim
+    h[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // lists
+    let crc = crc32(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    assert!(IvfModel::from_bytes(&h).is_err());
+    // Wrong version is reported as such.
+    let mut v = b.clone();
+    v[4] = 9;
+    assert!(matches!(
+        IvfModel::from_bytes(&v),
+        Err(ivf::Error::UnsupportedVersion { found: 9, .. })
+    ));
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    // Bitwise CRC-32 (IEEE) reference, independent of the crate's.
+    let mut c = 0xffff_ffffu32;
+    for &x in b {
+        c ^= x as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+#[test]
+fn chunks_append_remove_round_trip_and_reject_garbage() {
+    for metric in METRICS {
+        for kind in KINDS {
+            let (m, data) = small_model(metric, kind);
+            let layout = m.code_layout();
+            let mut c = ListChunk::new(layout);
+            let mut want: Vec<(i64, Vec<u8>)> = Vec::new();
+            for i in 0..37usize {
+                let e = m.encode(&data[i * 32..(i + 1) * 32]).unwrap();
+                c.push(1000 + i as i64, &e.code, &e.aux).unwrap();
+                want.push((1000 + i as i64, e.code));
+            }
+            for id in [1003, 1036, 1017, 1000] {
+                assert!(c.remove(id));
+                want.retain(|w| w.0 != id);
+            }
+            assert!(!c.remove(5));
+            let b = c.to_bytes();
+            assert_eq!(b.len(), c.byte_len());
+            let r = ListChunkRef::parse(&b, layout).unwrap();
+            assert_eq!(r.len(), want.len());
+            for i in 0..r.len() {
+                let id = r.id(i);
+                let w = want.iter().find(|w| w.0 == id).expect("id present");
+                assert_eq!(r.code(i), w.1, "code of {id}");
+            }
+            assert_eq!(ListChunk::from_bytes(&b, layout).unwrap(), c);
+            // Unaligned storage parses the same.
+            let mut shifted = vec![0u8; 1];
+            shifted.extend_from_slice(&b);
+            assert_eq!(ListChunk::from_bytes(&shifted[1..], layout).unwrap(), c);
+            for len in 0..b.len() {
+                assert!(ListChunkRef::parse(&b[..len], layout).is_err());
+            }
+            for pos in 0..24 {
+                let mut x = b.clone();
+                x[pos] ^= 0x01;
+                // Reserved bytes (7, 20..24) are ignored; everything else
+                // must be rejected.
+                if pos == 7 || (20..24).contains(&pos) {
+                    continue;
+                }
+                assert!(ListChunkRef::parse(&x, layout).is_err(), "flip {pos}");
+            }
+            // retain
+            let before = c.len();
+            let removed = c.retain(|id| id % 2 == 0);
+            assert_eq!(c.len() + removed, before);
+            assert!(c.ids().iter().all(|id| id % 2 == 0));
+            assert!(c.push(1, &[0u8; 3], &[]).is_err());
+        }
+    }
+}
+
+#[test]
+fn pq_reconstruction_error_is_small() {
+    let dim = 64;
+    let (data, _) = clustered(6000, dim, 40, 0.5, 21);
+    let mut p = params(dim, Metric::L2, 32, QuantizerKind::Pq);
+    p.pq_m = 16;
+    let m = IvfModel::train(&p, &data, 2).unwrap();
+    let (mut err_pq, mut err_coarse, mut var) = (0f64, 0f64, 0f64);
+    let mean: Vec<f64> = (0..dim)
+        .map(|d| data.iter().skip(d).step_by(dim).map(|&v| v as f64).sum::<f64>() / 6000.0)
+        .collect();
+    for x in data.chunks_exact(dim).take(2000) {
+        let e = m.encode(x).unwrap();
+        let rec = m.decode(e.list, &e.code, &e.aux).unwrap();
+        let c = m.centroid(e.list);
+        for d in 0..dim {
+            err_pq += (x[d] as f64 - rec[d] as f64).powi(2);
+            err_coarse += (x[d] as f64 - c[d] as f64).powi(2);
+            var += (x[d] as f64 - mean[d]).powi(2);
+        }
+    }
+    // Residual PQ must beat the coarse centroid alone by a wide margin,
+    // and be a small fraction of the data variance.
+    assert!(err_pq < 0.35 * err_coarse, "pq {err_pq} vs coarse {err_coarse}");
+    assert!(err_pq < 0.1 * var, "pq {err_pq} vs variance {var}");
+}
+
+#[test]
+fn all_lists_with_full_rerank_equals_brute_force() {
+    let dim = 32;
+    let (data, _) = clustered(1500, dim, 15, 0.5, 31);
+    let queries = clustered_queries(20, dim, 15, 0.5, 31);
+    for metric in METRICS {
+        for kind in KINDS {
+            let mut p = params(dim, metric, 12, kind);
+            p.pq_m = 8;
+            let m = IvfModel::train(&p, &data, 2).unwrap();
+            let mut idx = MemIndex::new(m, 100);
+            let ids: Vec<i64> = (0..1500).collect();
+            idx.add_batch(&ids, &data, 2).unwrap();
+            for q in queries.chunks_exact(dim) {
+                let truth = brute_force(metric, &data, dim, q, 10);
+                let sp = SearchParams::new(10).nprobe(12).rerank(1500);
+                let got = idx.search(q, &sp, exact_cb(metric, &data, dim, q)).unwrap();
+                let gi: Vec<i64> = got.iter().map(|x| x.0).collect();
+                let ti: Vec<i64> = truth.iter().map(|x| x.0).collect();
+                assert_eq!(gi, ti, "{metric:?} {kind:?}");
+                if kind == QuantizerKind::None {
+                    // No re-rank: the scan's own kernel distances.
+                    let sp = SearchParams::new(10).nprobe(12).rerank(0);
+                    let got = idx.search(q, &sp, exact_cb(metric, &data, dim, q)).unwrap();
+                    for (g, t) in got.iter().zip(&truth) {
+                        assert_eq!(g.0, t.0, "{metric:?} none, no re-rank");
+                        assert!((g.1 as f64 - t.1).abs() < 1e-4 * t.1.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn approximate_distances_track_exact_ones() {
+    let dim = 32;
+    let (data, _) = clustered(1500, dim, 15, 0.5, 41);
+    let q = &clustered_queries(1, dim, 15, 0.5, 41)[..];
+    for metric in METRICS {
+        for kind in [QuantizerKind::Int8, QuantizerKind::Pq] {
+            let mut p = params(dim, metric, 8, kind);
+            p.pq_m = 16;
+            let m = IvfModel::train(&p, &data, 2).unwrap();
+            let mut idx = MemIndex::new(m, 64);
+            idx.add_batch(&(0..1500).collect::<Vec<_>>(), &data, 1).unwrap();
+            let got = idx
+                .search(q, &SearchParams::new(50).nprobe(8).rerank(0), |_: &[i64], _: &mut [Option<f32>]| {
+                    Err::<(), ivf::Error>(ivf::Error::NonFinite { what: "unreachable" })
+                })
+                .unwrap();
+            assert_eq!(got.len(), 50);
+            let tol = if kind == QuantizerKind::Int8 { 0.03 } else { 0.25 };
+            for (id, d) in got {
+                let x = &data[id as usize * dim..(id as usize + 1) * dim];
+                let e = dist64(metric, q, x);
+                let scale = match metric {
+                    Metric::Cosine => 1.0,
+                    _ => dist64(Metric::L2, q, &vec![0.0; dim]).powi(if metric == Metric::Dot { 2 } else { 1 }),
+                };
+                assert!(
+                    (d as f64 - e).abs() <= tol * scale,
+                    "{metric:?} {kind:?}: approx {d} exact {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scalar_and_simd_paths_give_same_results() {
+    let dim = 48;
+    let (data, _) = clustered(3000, dim, 30, 0.5, 51);
+    let queries = clustered_queries(10, dim, 30, 0.5, 51);
+    let mut p = params(dim, Metric::L2, 24, QuantizerKind::Pq);
+    p.pq_m = 12;
+    let m = IvfModel::train(&p, &data, 2).unwrap();
+    let ids: Vec<i64> = (0..3000).collect();
+    let mut reference: Option<Vec<Vec<(i64, f32)>>> = None;
+    for isa in kernels::available_isas() {
+        let mi = m.clone().with_kernels(Kernels::new(isa).unwrap());
+        let mut idx = MemIndex::new(mi, 256);
+        idx.add_batch(&ids, &data, 2).unwrap();
+        let res: Vec<Vec<(i64, f32)>> = queries
+            .chunks_exact(dim)
+            .map(|q| {
+                idx.search(q, &SearchParams::new(10).nprobe(6).rerank(0), exact_cb(Metric::L2, &data, dim, q))
+                    .unwrap()
+            })
+            .collect();
+        match &reference {
+            None => reference = Some(res),
+            Some(r) => {
+                for (a, b) in r.iter().zip(&res) {
+                    let ai: Vec<i64> = a.iter().map(|x| x.0).collect();
+                    let bi: Vec<i64> = b.iter().map(|x| x.0).collect();
+                    assert_eq!(ai, bi, "isa {isa:?}");
+                    for (x, y) in a.iter().zip(b) {
+                        assert!((x.1 - y.1).abs() < 1e-3 * x.1.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+    assert!(Isa::Scalar.is_available());
+}
+
+#[test]
+fn removal_and_filters_and_bad_queries() {
+    let dim = 32;
+    let (data, _) = clustered(1000, dim, 10, 0.5, 61);
+    let m = IvfModel::train(&params(dim, Metric::Cosine, 8, QuantizerKind::Int8), &data, 2).unwrap();
+    let mut idx = MemIndex::new(m, 50);
+    idx.add_batch(&(0..1000).collect::<Vec<_>>(), &data, 2).unwrap();
+    assert_eq!(idx.len(), 1000);
+    assert_eq!(idx.list_sizes().iter().sum::<usize>(), 1000);
+    let q = &data[3 * dim..4 * dim];
+    let sp = SearchParams::new(5).nprobe(8).rerank(1000);
+    let got = idx.search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q)).unwrap();
+    assert_eq!(got[0].0, 3);
+    assert!(idx.remove(3).unwrap());
+    assert!(!idx.remove(3).unwrap());
+    let got = idx.search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q)).unwrap();
+    assert!(got.iter().all(|x| x.0 != 3));
+    let truth: Vec<i64> = brute_force(Metric::Cosine, &data, dim, q, 6)
+        .into_iter()
+        .map(|x| x.0)
+        .filter(|&i| i != 3)
+        .collect();
+    assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), truth);
+    // A filtered scan only admits matching ids.
+    let model = idx.model();
+    let mut s = model.searcher(q, &SearchParams::new(5).nprobe(8).rerank(0)).unwrap();
+    for l in s.probe_lists().to_vec() {
+        for b in idx.chunks(l) {
+            s.scan_chunk_filtered(l, b, &mut |id| id % 7 == 0).unwrap();
+        }
+    }
+    let got = s.finish();
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|x| x.0 % 7 == 0));
+    // Rows that vanished before the re-rank are dropped.
+    let got = idx
+        .search(q, &sp, |ids: &[i64], out: &mut [Option<f32>]| {
+            for (i, o) in ids.iter().zip(out.iter_mut()) {
+                *o = (*i != 10).then(|| dist64(Metric::Cosine, q, &data[*i as usize * dim..(*i as usize + 1) * dim]) as f32);
+            }
+            Ok::<(), ivf::Error>(())
+        })
+        .unwrap();
+    assert!(got.iter().all(|x| x.0 != 10));
+    // Bad queries.
+    assert!(model.searcher(&q[1..], &sp).is_err());
+    let mut nan = q.to_vec();
+    nan[0] = f32::NAN;
+    assert!(model.searcher(&nan, &sp).is_err());
+    assert!(model.searcher(q, &SearchParams::new(0)).is_err());
+    assert!(model.encode(&q[1..]).is_err());
+    let mut s = model.searcher(q, &sp).unwrap();
+    assert!(s.scan_chunk(99, idx.chunks(0)[0].as_slice()).is_err());
+    assert!(s.scan_chunk(0, b"garbage").is_err());
+}
+
+#[test]
+fn parameter_defaults() {
+    assert_eq!(IvfParams::default_lists(30_000), 693);
+    assert_eq!(IvfParams::default_lists(100), 2);
+    assert_eq!(IvfParams::default_lists(0), 1);
+    assert_eq!(IvfParams::default_lists(100_000_000), ivf::MAX_DEFAULT_LISTS);
+    assert_eq!(IvfParams::default_nprobe(693), 43);
+    assert_eq!(IvfParams::default_nprobe(20), 8);
+    assert_eq!(IvfParams::default_nprobe(4), 4);
+    let p = IvfParams::new(384, Metric::Cosine, 30_000);
+    p.validate().unwrap();
+    // PQ bytes per vector (code + id + side value) ≤ 1/8 of raw f32.
+    assert!(p.pq_m + 8 + 4 <= 384 * 4 / 8);
+    let mut bad = p.clone();
+    bad.pq_m = 0;
+    assert!(bad.validate().is_err());
+    bad.pq_m = 100; // 100 × 4 dims > 384 leaves an empty sub-space
+    assert!(bad.validate().is_err());
+    bad.pq_m = 7; // non-divisor: zero-padded last sub-space, allowed
+    bad.validate().unwrap();
+}
+
+/// Recall@10 on clustered synthetic 20k × 128 (held-out queries). Heavy in
+/// debug builds: run with `cargo test -p pocketvec-ivf --release`.
+#[test]
+#[cfg_attr(debug_assertions, ignore = "slow in debug; run with --release")]
+fn recall_at_10_on_clustered_20k_x_128() {
+    let (n, dim, clusters, spread) = (20_000, 128, 200, 0.6);
+    let (data, _) = clustered(n, dim, clusters, spread, 77);
+    let queries = clustered_queries(200, dim, clusters, spread, 77);
+    let truths: Vec<_> = queries
+        .chunks_exact(dim)
+        .map(|q| brute_force(Metric::L2, &data, dim, q, 10))
+        .collect();
+    for kind in [QuantizerKind::Pq, QuantizerKind::Int8] {
+        let p = IvfParams {
+            quantizer: kind,
+            ..IvfParams::new(dim, Metric::L2, n)
+        };
+        let m = IvfModel::train(&p, &data, 2).unwrap();
+        let mut idx = MemIndex::new(m, 1024);
+        idx.add_batch(&(0..n as i64).collect::<Vec<_>>(), &data, 2).unwrap();
+        let nprobe = idx.model().default_nprobe() * 2;
+        let mut total = 0.0;
+        for (q, t) in queries.chunks_exact(dim).zip(&truths) {
+            let got = idx
+                .search(q, &SearchParams::new(10).nprobe(nprobe), exact_cb(Metric::L2, &data, dim, q))
+                .unwrap();
+            total += recall(&got, t);
+        }
+        let r = total / truths.len() as f64;
+        eprintln!("{kind:?}: recall@10 = {r:.4} at nprobe {nprobe}");
+        assert!(r >= 0.95, "{kind:?}: recall@10 {r}");
+    }
+}

@@ -330,8 +330,10 @@ impl Kernels {
                 return self.distances_f32(metric, query, rows, norms, out);
             }
         }
+        // Batches of a multiple of four rows group rows exactly as the
+        // in-place path does, so both give bit-identical results.
         let d = query.len().max(1);
-        let batch = (BATCH_ELEMS / d).max(1);
+        let batch = (BATCH_ELEMS / d).max(1).next_multiple_of(4);
         let mut scratch = vec![0f32; batch.min(out.len()) * query.len()];
         for (i, o) in out.chunks_mut(batch).enumerate() {
             let rows = &mut scratch[..o.len() * query.len()];
@@ -378,13 +380,15 @@ impl Kernels {
 
     // ---- conversions -------------------------------------------------------
 
-    pub(crate) fn f32_to_f16(&self, src: &[f32], dst: &mut [f16]) -> Result<(), Error> {
+    /// [`crate::convert::f32_to_f16`] at this handle's level.
+    pub fn f32_to_f16(&self, src: &[f32], dst: &mut [f16]) -> Result<(), Error> {
         same_len(src.len(), dst.len())?;
         self.level.run_token(crate::f16s::FromF32(src, dst));
         Ok(())
     }
 
-    pub(crate) fn f16_to_f32(&self, src: &[f16], dst: &mut [f32]) -> Result<(), Error> {
+    /// [`crate::convert::f16_to_f32`] at this handle's level.
+    pub fn f16_to_f32(&self, src: &[f16], dst: &mut [f32]) -> Result<(), Error> {
         same_len(src.len(), dst.len())?;
         self.level.run_token(crate::f16s::ToF32(src, dst));
         Ok(())

@@ -8,7 +8,7 @@ use crate::{f16, Error};
 /// little-endian target), otherwise copied. `Err(ByteLength)` if `b.len()`
 /// is not a multiple of 4.
 pub fn f32_from_le_bytes(b: &[u8]) -> Result<Cow<'_, [f32]>, Error> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(Error::ByteLength {
             elem_size: 4,
             len: b.len(),
@@ -30,7 +30,7 @@ pub fn f32_from_le_bytes(b: &[u8]) -> Result<Cow<'_, [f32]>, Error> {
 /// little-endian target), otherwise copied. `Err(ByteLength)` if `b.len()`
 /// is odd.
 pub fn f16_from_le_bytes(b: &[u8]) -> Result<Cow<'_, [f16]>, Error> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(Error::ByteLength {
             elem_size: 2,
             len: b.len(),

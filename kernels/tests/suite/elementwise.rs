@@ -1,0 +1,276 @@
+//! One-pair kernels for every level, length 0..=300 and the embedding sizes,
+//! aligned and offset by one element, against the f64 references.
+use kernels::{f16, Error, Kernels};
+
+use crate::common::*;
+
+fn check_f32(k: &Kernels, a: &[f32], b: &[f32]) {
+    let n = a.len();
+    let (a64, b64) = (f64s(a), f64s(b));
+    let abs = absdot64(&a64, &b64);
+    assert_close(
+        "dot_f32",
+        k,
+        n,
+        k.dot_f32(a, b).unwrap(),
+        dot64(&a64, &b64),
+        f32_sum_tol(abs, n),
+    );
+    let l2 = l2sq64(&a64, &b64);
+    assert_close(
+        "l2sq_f32",
+        k,
+        n,
+        k.l2sq_f32(a, b).unwrap(),
+        l2,
+        f32_sum_tol(l2, n),
+    );
+    assert_close(
+        "l2_f32",
+        k,
+        n,
+        k.l2_f32(a, b).unwrap(),
+        l2.sqrt(),
+        1e-5 * l2.sqrt() + 1e-30,
+    );
+    let cos = cos64(&a64, &b64);
+    assert_close("cosine_f32", k, n, k.cosine_f32(a, b).unwrap(), cos, 2e-6);
+    assert_close(
+        "cosine_distance_f32",
+        k,
+        n,
+        k.cosine_distance_f32(a, b).unwrap(),
+        1.0 - cos,
+        2e-6,
+    );
+    let na = norm64(&a64);
+    assert_close("norm_f32", k, n, k.norm_f32(a), na, 1e-5 * na);
+    let mut c = a.to_vec();
+    assert_close(
+        "normalize_f32 result",
+        k,
+        n,
+        k.normalize_f32(&mut c),
+        na,
+        1e-5 * na,
+    );
+    for (x, y) in c.iter().zip(a) {
+        let want = if na == 0.0 { *y as f64 } else { *y as f64 / na };
+        assert_close(
+            "normalize_f32 element",
+            k,
+            n,
+            *x,
+            want,
+            1e-5 * want.abs() + 1e-30,
+        );
+    }
+}
+
+#[test]
+fn f32_every_length_level_and_offset() {
+    for k in levels() {
+        let mut rng = Rng::new(1);
+        for n in lengths() {
+            let a = rng.vec_f32(n);
+            let b = rng.vec_f32(n);
+            check_f32(&k, &a, &b);
+            let (ab, o) = offset_by_one(&a);
+            let (bb, _) = offset_by_one(&b);
+            check_f32(&k, &ab[o..], &bb[o..]);
+            // One operand aligned, the other not.
+            check_f32(&k, &a, &bb[o..]);
+        }
+    }
+}
+
+fn check_f16(k: &Kernels, a: &[f16], b: &[f16]) {
+    let n = a.len();
+    let (a64, b64) = (f64s_h(a), f64s_h(b));
+    let abs = absdot64(&a64, &b64);
+    assert_close(
+        "dot_f16",
+        k,
+        n,
+        k.dot_f16(a, b).unwrap(),
+        dot64(&a64, &b64),
+        f32_sum_tol(abs, n),
+    );
+    let l2 = l2sq64(&a64, &b64);
+    assert_close(
+        "l2sq_f16",
+        k,
+        n,
+        k.l2sq_f16(a, b).unwrap(),
+        l2,
+        f32_sum_tol(l2, n),
+    );
+    assert_close(
+        "l2_f16",
+        k,
+        n,
+        k.l2_f16(a, b).unwrap(),
+        l2.sqrt(),
+        1e-5 * l2.sqrt(),
+    );
+    let cos = cos64(&a64, &b64);
+    assert_close("cosine_f16", k, n, k.cosine_f16(a, b).unwrap(), cos, 2e-6);
+    assert_close(
+        "cosine_distance_f16",
+        k,
+        n,
+        k.cosine_distance_f16(a, b).unwrap(),
+        1.0 - cos,
+        2e-6,
+    );
+    let na = norm64(&a64);
+    assert_close("norm_f16", k, n, k.norm_f16(a), na, 1e-5 * na);
+    let mut c = a.to_vec();
+    assert_close(
+        "normalize_f16 result",
+        k,
+        n,
+        k.normalize_f16(&mut c),
+        na,
+        1e-5 * na,
+    );
+    for (x, y) in c.iter().zip(a) {
+        // Computed in f32, then rounded once to f16 (relative error ≤ 2⁻¹¹, plus the f32 norm's).
+        let want = if na == 0.0 {
+            y.to_f64()
+        } else {
+            y.to_f64() / na
+        };
+        let tol = 2f64.powi(-10) * want.abs() + 1e-7;
+        assert_close("normalize_f16 element", k, n, x.to_f32(), want, tol);
+    }
+}
+
+#[test]
+fn f16_every_length_level_and_offset() {
+    for k in levels() {
+        let mut rng = Rng::new(2);
+        for n in lengths() {
+            let a = rng.vec_f16(n);
+            let b = rng.vec_f16(n);
+            check_f16(&k, &a, &b);
+            let (ab, o) = offset_by_one(&a);
+            let (bb, _) = offset_by_one(&b);
+            check_f16(&k, &ab[o..], &bb[o..]);
+            check_f16(&k, &ab[o..], &b);
+        }
+    }
+}
+
+fn check_i8(k: &Kernels, a: &[i8], b: &[i8]) {
+    let n = a.len();
+    let dot: i64 = a.iter().zip(b).map(|(&x, &y)| x as i64 * y as i64).sum();
+    let l2: i64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as i64 - y as i64).pow(2))
+        .sum();
+    let name = k.isa().name();
+    assert_eq!(
+        k.dot_i8(a, b).unwrap() as i64,
+        dot,
+        "dot_i8 at {name} n={n}"
+    );
+    assert_eq!(
+        k.l2sq_i8(a, b).unwrap() as i64,
+        l2,
+        "l2sq_i8 at {name} n={n}"
+    );
+    // Computed from exact integer sums in f64, so only the final f32 rounding differs.
+    assert_close(
+        "l2_i8",
+        k,
+        n,
+        k.l2_i8(a, b).unwrap(),
+        (l2 as f64).sqrt(),
+        1e-6 * (l2 as f64).sqrt(),
+    );
+    let (a64, b64) = (f64s_i(a), f64s_i(b));
+    let cos = cos64(&a64, &b64);
+    assert_close("cosine_i8", k, n, k.cosine_i8(a, b).unwrap(), cos, 1e-7);
+    assert_close(
+        "cosine_distance_i8",
+        k,
+        n,
+        k.cosine_distance_i8(a, b).unwrap(),
+        1.0 - cos,
+        1e-7,
+    );
+    let na = norm64(&a64);
+    assert_close("norm_i8", k, n, k.norm_i8(a), na, 1e-7 * na);
+}
+
+#[test]
+fn i8_exact_every_length_level_and_offset() {
+    for k in levels() {
+        let mut rng = Rng::new(3);
+        for n in lengths() {
+            let a = rng.vec_i8(n);
+            let b = rng.vec_i8(n);
+            check_i8(&k, &a, &b);
+            let (ab, o) = offset_by_one(&a);
+            let (bb, _) = offset_by_one(&b);
+            check_i8(&k, &ab[o..], &bb[o..]);
+            // The extremes, where sign tricks and 16-bit sums break.
+            let lo = vec![-128i8; n];
+            let hi = vec![127i8; n];
+            check_i8(&k, &lo, &lo);
+            check_i8(&k, &lo, &hi);
+            check_i8(&k, &hi, &hi);
+            check_i8(&k, &lo, &b);
+        }
+    }
+}
+
+#[test]
+fn i8_long_vectors_stay_exact_or_report_overflow() {
+    for k in levels() {
+        let name = k.isa().name();
+        // 100 000 × (-128)² = 1 638 400 000 fits in i32; the chunked sums must be exact.
+        let a = vec![-128i8; 100_000];
+        assert_eq!(k.dot_i8(&a, &a).unwrap(), 1_638_400_000, "{name}");
+        // 140 000 × 16384 does not fit: an error, not a wrapped value.
+        let a = vec![-128i8; 140_000];
+        assert_eq!(
+            k.dot_i8(&a, &a),
+            Err(Error::Overflow {
+                value: 140_000 * 16_384
+            }),
+            "{name}"
+        );
+        let b = vec![127i8; 140_000];
+        assert_eq!(
+            k.l2sq_i8(&a, &b),
+            Err(Error::Overflow {
+                value: 140_000 * 65_025
+            }),
+            "{name}"
+        );
+        // The float results use 64-bit sums and never overflow.
+        assert_eq!(k.cosine_i8(&a, &b).unwrap(), -1.0, "{name}");
+        let l2 = k.l2_i8(&a, &b).unwrap() as f64;
+        assert!(
+            (l2 - (140_000f64 * 65_025.0).sqrt()).abs() < 1e-6 * l2,
+            "{name}"
+        );
+        let mut rng = Rng::new(4);
+        let a = rng.vec_i8(70_001);
+        let b = rng.vec_i8(70_001);
+        let dot: i64 = a.iter().zip(&b).map(|(&x, &y)| x as i64 * y as i64).sum();
+        assert_eq!(k.dot_i8(&a, &b).unwrap() as i64, dot, "{name}");
+        let l2: i64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (x as i64 - y as i64).pow(2))
+            .sum();
+        assert_eq!(
+            k.l2sq_i8(&a, &b),
+            i32::try_from(l2).map_err(|_| Error::Overflow { value: l2 })
+        );
+    }
+}

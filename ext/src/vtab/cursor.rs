@@ -1,0 +1,282 @@
+//! xFilter: turn a [`Plan`] and its arguments into a search, run it, and
+//! hold the rows (nearest first) for xNext/xColumn.
+
+use std::ffi::c_int;
+
+use sqlite3ext_sys as sys;
+
+use super::plan::{Arg, CmpOp, Plan};
+use super::{table_label, Table};
+use crate::api::{self, call, Ctx, OwnedValue, Value, ValueType};
+use crate::functions::read_input;
+use crate::source::{Collector, DistanceFilter, Num, Rhs, RowidFilter, Search};
+use crate::vector::OwnedInput;
+
+/// Value of the hidden `query` column of result rows.
+enum QueryColumn {
+    /// A copy of the `query = ?` argument (so SQLite's own re-check of the
+    /// constraint, if it makes one, sees the same value).
+    Arg(OwnedValue),
+    /// The connection's `pocketvec_set_q` vector.
+    SetQ(OwnedInput),
+}
+
+#[derive(Default)]
+pub struct Cursor {
+    rows: Vec<(i64, f32)>,
+    pos: usize,
+    query: Option<QueryColumn>,
+    k: Option<i64>,
+}
+
+impl Cursor {
+    pub fn next(&mut self) {
+        self.pos += 1;
+    }
+    pub fn eof(&self) -> bool {
+        self.pos >= self.rows.len()
+    }
+    pub fn rowid(&self) -> i64 {
+        self.rows.get(self.pos).map_or(0, |r| r.0)
+    }
+    pub fn column(&self, c: Ctx, i: c_int) {
+        match i {
+            0 => match self.rows.get(self.pos) {
+                // NaN (e.g. from NaN stored data) becomes NULL in SQLite.
+                Some(&(_, d)) => c.result_f64(f64::from(d)),
+                None => c.result_null(),
+            },
+            1 => match &self.query {
+                Some(QueryColumn::Arg(v)) => c.result_value(v.raw()),
+                Some(QueryColumn::SetQ(OwnedInput::Blob { bytes, .. })) => c.result_blob(bytes),
+                Some(QueryColumn::SetQ(OwnedInput::Json(s))) => c.result_text(s),
+                None => c.result_null(),
+            },
+            2 => match self.k {
+                Some(k) => c.result_i64(k),
+                None => c.result_null(),
+            },
+            _ => c.result_null(),
+        }
+    }
+
+    /// Runs the plan. On error the cursor is left empty.
+    pub fn filter(&mut self, t: &mut Table, plan: &Plan, args: &[Value<'_>]) -> Result<(), String> {
+        self.rows.clear();
+        self.pos = 0;
+        self.query = None;
+        self.k = None;
+        let Plan::ExactKnn { args: roles } = plan;
+        if roles.len() != args.len() {
+            return Err(format!(
+                "pocketvec internal error: plan has {} arguments, xFilter got {}",
+                roles.len(),
+                args.len()
+            ));
+        }
+        let label = table_label(&t.name);
+        let mut query_arg: Option<Value<'_>> = None;
+        let mut k: Option<i64> = None;
+        let mut limit: Option<i64> = None;
+        let mut offset: i64 = 0;
+        let mut rowids = RowidFilter::default();
+        let mut dist = DistanceFilter::default();
+        for (&role, &v) in roles.iter().zip(args) {
+            match role {
+                Arg::Query => query_arg = Some(v),
+                Arg::K => k = Some(parse_k(v).map_err(|e| format!("pocketvec: k for {label} {e}"))?),
+                Arg::Limit => limit = integer_of(v).filter(|&l| l >= 0),
+                Arg::Offset => offset = integer_of(v).unwrap_or(0).max(0),
+                Arg::RowidIn => rowids.restrict_to(in_values(v)?.into_iter().filter_map(rowid_of)),
+                Arg::RowidEq => rowids.restrict_to(rowid_of(v)),
+                Arg::Rowid(op) => apply_rowid_bound(&mut rowids, op, v),
+                Arg::Distance(op) => dist.add(op, rhs_of(v)),
+            }
+        }
+        rowids.finish();
+
+        let (elem, dim) = t.source.layout();
+        let query = match query_arg {
+            Some(v) => {
+                let input = match v.value_type() {
+                    ValueType::Null => Err("expected a vector, found NULL".to_string()),
+                    _ => read_input(v, 1).map_err(|e| e.replacen("argument 1: ", "", 1)),
+                };
+                let q = input
+                    .and_then(|i| i.decode_for_table(elem, dim))
+                    .map_err(|e| format!("pocketvec: query vector for {label}: {e}"))?;
+                self.query = OwnedValue::dup(v).map(QueryColumn::Arg);
+                q
+            }
+            None => {
+                let Some(stored) = t.conn.query() else {
+                    return Err(format!(
+                        "pocketvec: {label} has no query vector: add WHERE query = ? \
+                         or call SELECT pocketvec_set_q(?) on this connection first"
+                    ));
+                };
+                let q = stored.as_input().decode_for_table(elem, dim).map_err(|e| {
+                    format!("pocketvec: the pocketvec_set_q vector does not fit {label}: {e}")
+                })?;
+                self.query = Some(QueryColumn::SetQ(stored));
+                q
+            }
+        };
+        self.k = k;
+
+        let cap = limit.map(|l| l.saturating_add(offset));
+        let n = match (k, cap) {
+            (Some(k), Some(c)) => Some(k.min(c)),
+            (k, c) => k.or(c),
+        };
+        if n == Some(0) || dist.never() || rowids.is_empty() {
+            // Still resolve the base table so a broken table is reported.
+            let mut none = Collector::new(Some(1), DistanceFilter::default());
+            let empty = RowidFilter { lo: 1, hi: 0, set: None };
+            let search = Search { query: &query, metric: t.opts.metric, rowids: &empty };
+            t.source.scan(&search, &mut none)?;
+            return Ok(());
+        }
+        let n = n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let mut out = Collector::new(n, dist);
+        let search = Search { query: &query, metric: t.opts.metric, rowids: &rowids };
+        t.source.scan(&search, &mut out)?;
+        self.rows = out.into_sorted_vec();
+        Ok(())
+    }
+}
+
+fn parse_k(v: Value<'_>) -> Result<i64, String> {
+    match v.value_type() {
+        ValueType::Integer if v.int64() >= 1 => Ok(v.int64()),
+        _ => Err(format!("must be a positive integer, found {}", v.describe())),
+    }
+}
+
+/// LIMIT/OFFSET values: integers, or text/real SQLite would accept.
+fn integer_of(v: Value<'_>) -> Option<i64> {
+    match v.value_type() {
+        ValueType::Integer => Some(v.int64()),
+        ValueType::Float | ValueType::Text => match v.numeric_type() {
+            ValueType::Integer => Some(v.int64()),
+            ValueType::Float => Some(v.double() as i64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The rowid a value equals under the rowid's INTEGER affinity, if any.
+fn rowid_of(v: Value<'_>) -> Option<i64> {
+    let t = match v.value_type() {
+        ValueType::Text => v.numeric_type(),
+        t => t,
+    };
+    match t {
+        ValueType::Integer => Some(v.int64()),
+        ValueType::Float => {
+            let x = v.double();
+            (x.fract() == 0.0 && x >= -9.223_372_036_854_776e18 && x < 9.223_372_036_854_776e18).then_some(x as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Every value of an `IN (...)` handled all at once.
+fn in_values<'a>(list: Value<'a>) -> Result<Vec<Value<'a>>, String> {
+    if !api::api().has(api::V3_38) {
+        return Err("pocketvec internal error: IN handling needs SQLite 3.38".into());
+    }
+    let mut out = Vec::new();
+    let mut p: *mut sys::sqlite3_value = std::ptr::null_mut();
+    // SAFETY: `list` is the argv value of an all-at-once IN constraint.
+    let mut rc = unsafe { call!(vtab_in_first(list.raw(), &mut p)) };
+    while rc == api::SQLITE_OK && !p.is_null() {
+        // SAFETY: valid until the statement moves on, i.e. during xFilter.
+        out.push(unsafe { Value::from_ptr(p) });
+        // SAFETY: as above.
+        rc = unsafe { call!(vtab_in_next(list.raw(), &mut p)) };
+    }
+    if rc != api::SQLITE_OK && rc != api::SQLITE_DONE {
+        return Err(format!("pocketvec: reading the rowid IN list failed (SQLite error {rc})"));
+    }
+    Ok(out)
+}
+
+/// Narrows `f` by `rowid <op> v`, with SQLite's comparison rules: NULL
+/// matches nothing, TEXT/BLOB that are not numbers sort above every number.
+fn apply_rowid_bound(f: &mut RowidFilter, op: CmpOp, v: Value<'_>) {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    let t = match v.value_type() {
+        ValueType::Text => v.numeric_type(),
+        t => t,
+    };
+    let empty = |f: &mut RowidFilter| {
+        f.lo = 1;
+        f.hi = 0;
+    };
+    match t {
+        ValueType::Null => empty(f),
+        ValueType::Text | ValueType::Blob => {
+            if matches!(op, CmpOp::Gt | CmpOp::Ge) {
+                empty(f)
+            }
+        }
+        ValueType::Integer => {
+            let i = v.int64();
+            match op {
+                CmpOp::Gt => match i.checked_add(1) {
+                    Some(j) => f.lo = f.lo.max(j),
+                    None => empty(f),
+                },
+                CmpOp::Ge => f.lo = f.lo.max(i),
+                CmpOp::Lt => match i.checked_sub(1) {
+                    Some(j) => f.hi = f.hi.min(j),
+                    None => empty(f),
+                },
+                CmpOp::Le => f.hi = f.hi.min(i),
+            }
+        }
+        ValueType::Float => {
+            let x = v.double();
+            // Lower bound: smallest integer r with r > x (Gt) or r >= x (Ge).
+            // Upper bound: largest integer r with r < x (Lt) or r <= x (Le).
+            let bound = match op {
+                CmpOp::Gt => x.floor() + 1.0,
+                CmpOp::Ge => x.ceil(),
+                CmpOp::Lt => x.ceil() - 1.0,
+                CmpOp::Le => x.floor(),
+            };
+            match op {
+                CmpOp::Gt | CmpOp::Ge => {
+                    if bound >= TWO63 {
+                        empty(f)
+                    } else if bound > -TWO63 {
+                        f.lo = f.lo.max(bound as i64)
+                    }
+                }
+                CmpOp::Lt | CmpOp::Le => {
+                    if bound < -TWO63 {
+                        empty(f)
+                    } else if bound < TWO63 {
+                        f.hi = f.hi.min(bound as i64)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Right-hand side of a distance comparison after REAL affinity.
+fn rhs_of(v: Value<'_>) -> Rhs {
+    let t = match v.value_type() {
+        ValueType::Text => v.numeric_type(),
+        t => t,
+    };
+    match t {
+        ValueType::Null => Rhs::Null,
+        ValueType::Integer => Rhs::Num(Num::Int(v.int64())),
+        ValueType::Float => Rhs::Num(Num::Real(v.double())),
+        ValueType::Text | ValueType::Blob => Rhs::AboveNumbers,
+    }
+}

@@ -137,11 +137,11 @@ impl Vector {
     /// non-finite input.
     pub fn from_blob(t: ElemType, bytes: &[u8]) -> Result<Vector, String> {
         if bytes.is_empty() {
-            return Err(format!("expected a {} vector, found an empty BLOB", t.name()));
+            return Err(format!("expected a vector of {} values, found an empty BLOB", t.name()));
         }
         if bytes.len() % t.size() != 0 {
             return Err(format!(
-                "a {} BLOB needs a length divisible by {}, found a {}-byte BLOB",
+                "a BLOB of {} values needs a length divisible by {}, found a {}-byte BLOB",
                 t.name(),
                 t.size(),
                 bytes.len()
@@ -394,7 +394,7 @@ impl Input<'_> {
                 }
                 if bytes.len() % t.size() != 0 {
                     return Err(format!(
-                        "a {} BLOB needs a length divisible by {}, found a {}-byte BLOB \
+                        "a BLOB of {} values needs a length divisible by {}, found a {}-byte BLOB \
                          (tag other types with pocketvec_f16()/pocketvec_int8())",
                         t.name(),
                         t.size(),
@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(Vector::from_blob(ElemType::F32, &b).unwrap(), Vector::F32(vec![1.0, -2.5]));
         assert_eq!(
             Vector::from_blob(ElemType::F32, &b[..7]).unwrap_err(),
-            "a f32 BLOB needs a length divisible by 4, found a 7-byte BLOB"
+            "a BLOB of f32 values needs a length divisible by 4, found a 7-byte BLOB"
         );
         assert_eq!(
             Vector::from_blob(ElemType::F32, &f32_bytes(&[1.0, f32::NAN])).unwrap_err(),
@@ -443,7 +443,7 @@ mod tests {
         );
         assert_eq!(
             Vector::from_blob(ElemType::F32, &[]).unwrap_err(),
-            "expected a f32 vector, found an empty BLOB"
+            "expected a vector of f32 values, found an empty BLOB"
         );
         assert_eq!(Vector::from_blob(ElemType::Int8, &[255, 1]).unwrap(), Vector::I8(vec![-1, 1]));
     }

@@ -87,7 +87,7 @@ impl Cursor {
                 Arg::K => k = Some(parse_k(v).map_err(|e| format!("pocketvec: k for {label} {e}"))?),
                 Arg::Limit => limit = integer_of(v).filter(|&l| l >= 0),
                 Arg::Offset => offset = integer_of(v).unwrap_or(0).max(0),
-                Arg::RowidIn => rowids.restrict_to(in_values(v)?.into_iter().filter_map(rowid_of)),
+                Arg::RowidIn => rowids.restrict_to(in_rowids(v)?),
                 Arg::RowidEq => rowids.restrict_to(rowid_of(v)),
                 Arg::Rowid(op) => apply_rowid_bound(&mut rowids, op, v),
                 Arg::Distance(op) => dist.add(op, rhs_of(v)),
@@ -182,8 +182,9 @@ fn rowid_of(v: Value<'_>) -> Option<i64> {
     }
 }
 
-/// Every value of an `IN (...)` handled all at once.
-fn in_values<'a>(list: Value<'a>) -> Result<Vec<Value<'a>>, String> {
+/// The rowids of an `IN (...)` handled all at once. Each value is only
+/// valid until the next `sqlite3_vtab_in_next`, so it is converted at once.
+fn in_rowids(list: Value<'_>) -> Result<Vec<i64>, String> {
     if !api::api().has(api::V3_38) {
         return Err("pocketvec internal error: IN handling needs SQLite 3.38".into());
     }
@@ -192,8 +193,8 @@ fn in_values<'a>(list: Value<'a>) -> Result<Vec<Value<'a>>, String> {
     // SAFETY: `list` is the argv value of an all-at-once IN constraint.
     let mut rc = unsafe { call!(vtab_in_first(list.raw(), &mut p)) };
     while rc == api::SQLITE_OK && !p.is_null() {
-        // SAFETY: valid until the statement moves on, i.e. during xFilter.
-        out.push(unsafe { Value::from_ptr(p) });
+        // SAFETY: valid until the next vtab_in_next call.
+        out.extend(rowid_of(unsafe { Value::from_ptr(p) }));
         // SAFETY: as above.
         rc = unsafe { call!(vtab_in_next(list.raw(), &mut p)) };
     }

@@ -490,6 +490,9 @@ int sqlite3_pocketvec_init(struct sqlite3 *db, char **pzErrMsg, const struct sql
 /** Registers pocketvec on db through the SQLite the application links (static library only; for hosts without an API pointer such as Apple's system SQLite). */
 pocketvec_status pocketvec_register(struct sqlite3 *db);
 
+/** As pocketvec_register, and on failure copies the reason (NUL-terminated, truncated to errbuf_len) into errbuf (may be NULL). */
+pocketvec_status pocketvec_register_with_error(struct sqlite3 *db, char *errbuf, size_t errbuf_len);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -10,8 +10,10 @@
 //!   `linked_symbols.rs`, leaving those symbols for the application's own
 //!   link to resolve. The shim calls `pocketvec_internal_register_linked`
 //!   below, which builds an `sqlite3_api_routines` table from the addresses
-//!   once per process and registers ext through it.
-use std::ffi::c_int;
+//!   once per process and registers ext through it (`pocketvec0::register`).
+//!   `pocketvec_register_with_error` also copies ext's error message into a
+//!   caller buffer.
+use std::ffi::c_char;
 use std::sync::OnceLock;
 
 use sqlite3ext_sys as sys;
@@ -72,49 +74,76 @@ pub unsafe extern "C" fn pocketvec_internal_register_linked(
     db: *mut sys::sqlite3,
     syms: *const LinkedFn,
     n: usize,
+    errbuf: *mut c_char,
+    errbuf_len: usize,
 ) -> PocketvecStatus {
-    guard(|| {
+    let mut message = String::new();
+    let status = guard(|| {
         if db.is_null() || syms.is_null() {
             return Err(PocketvecStatus::NullPointer);
         }
         if n != LINKED.len() {
-            // The shim and this crate were built from different symbol lists.
+            message = format!(
+                "pocketvec_register: the C shim lists {n} SQLite routines, the library {}",
+                LINKED.len()
+            );
             return Err(PocketvecStatus::Internal);
         }
         // SAFETY: the shim passes its static array of `n` routine addresses.
         let syms = unsafe { std::slice::from_raw_parts(syms, n) };
-        if !missing_required(syms).is_empty() {
+        let missing = missing_required(syms);
+        if !missing.is_empty() {
+            message = format!(
+                "pocketvec_register: the linked SQLite lacks {}",
+                missing.join(", ")
+            );
             return Err(PocketvecStatus::SqliteMissingSymbol);
         }
         let table: &'static sys::sqlite3_api_routines =
             // SAFETY: `syms[i]` is the address of `LINKED[i].1` or NULL (shim contract).
             TABLE.get_or_init(|| Box::leak(Box::new(unsafe { table_from(syms) })));
-        // SAFETY: `db` is an open connection of the SQLite whose routines
-        // the table holds (the application's contract for pocketvec_register).
-        let rc: c_int = unsafe { register_ext(db, table) };
-        if rc == sys::SQLITE_OK as c_int {
-            Ok(())
-        } else {
-            Err(PocketvecStatus::SqliteError)
-        }
-    })
+        // SAFETY: `db` is an open connection of the SQLite whose routines the
+        // table holds (the application's contract for pocketvec_register).
+        unsafe { pocketvec0::register(db, table) }.map_err(|e| {
+            message = e;
+            PocketvecStatus::SqliteError
+        })
+    });
+    if status == PocketvecStatus::Panic {
+        message = "pocketvec_register: a panic was caught (a bug in pocketvec)".into();
+    }
+    // SAFETY: the shim passes NULL or a caller buffer of `errbuf_len` bytes.
+    unsafe {
+        write_message(
+            errbuf,
+            errbuf_len,
+            if status == PocketvecStatus::Ok {
+                ""
+            } else {
+                &message
+            },
+        )
+    };
+    status
 }
 
-/// Registers ext's functions and virtual table on `db` through `api`.
+/// Copies `msg` into a caller buffer as a NUL-terminated string, truncated to fit.
 ///
 /// # Safety
-/// `db` must be an open connection of the SQLite `api` belongs to.
-unsafe fn register_ext(db: *mut sys::sqlite3, api: &'static sys::sqlite3_api_routines) -> c_int {
-    let mut err: *mut std::ffi::c_char = std::ptr::null_mut();
-    // SAFETY: forwarded; `err` is a valid out-pointer for the message.
-    let rc = unsafe { pocketvec0::sqlite3_pocketvec_init(db, &mut err, api) };
-    if !err.is_null() {
-        if let Some(free) = api.free {
-            // SAFETY: ext allocates its error message with the host's allocator.
-            unsafe { free(err.cast()) };
-        }
+/// `buf` is NULL or writable for `len` bytes.
+unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str) {
+    if buf.is_null() || len == 0 {
+        return;
     }
-    rc
+    let mut n = msg.len().min(len - 1);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: `n + 1 <= len` bytes of the caller's buffer are written.
+    unsafe {
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +165,21 @@ mod tests {
                 "field/symbol pair {field} => {sym}"
             );
         }
+    }
+
+    #[test]
+    fn write_message_truncates_at_a_char_boundary() {
+        let mut buf = [1 as c_char; 6];
+        // SAFETY: a 6-byte local buffer.
+        unsafe { write_message(buf.as_mut_ptr(), buf.len(), "abcdéfgh") };
+        let got: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
+        assert_eq!(&got, b"abcd\0\x01");
+        // SAFETY: as above.
+        unsafe { write_message(buf.as_mut_ptr(), buf.len(), "ok") };
+        assert_eq!(
+            buf[..3].iter().map(|&c| c as u8).collect::<Vec<_>>(),
+            b"ok\0"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ fn main() {
     println!("cargo:rerun-if-changed=pocketvec.exports");
     match target_os.as_str() {
         "macos" | "ios" => {
-            println!("cargo:rustc-cdylib-link-arg=-Wl,-exported_symbols_list,{dir}/pocketvec.exports")
+            println!(
+                "cargo:rustc-cdylib-link-arg=-Wl,-exported_symbols_list,{dir}/pocketvec.exports"
+            )
         }
         "windows" => {}
         _ => println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/pocketvec.map"),
@@ -27,5 +29,8 @@ fn main() {
         "cargo:rustc-env=POCKETVEC_PROFILE={}",
         std::env::var("PROFILE").unwrap_or_default()
     );
-    println!("cargo:rustc-env=POCKETVEC_TARGET={}", std::env::var("TARGET").unwrap_or_default());
+    println!(
+        "cargo:rustc-env=POCKETVEC_TARGET={}",
+        std::env::var("TARGET").unwrap_or_default()
+    );
 }

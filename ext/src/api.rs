@@ -111,7 +111,8 @@ pub fn installed() -> bool {
 
 /// The installed routines table. Only reachable after `install`.
 pub fn api() -> &'static Api {
-    API.get().expect("pocketvec: SQLite API used before the extension was initialised")
+    API.get()
+        .expect("pocketvec: SQLite API used before the extension was initialised")
 }
 
 impl Api {
@@ -255,7 +256,10 @@ impl<'a> Value<'a> {
     /// # Safety
     /// `p` is a valid protected or unprotected value for lifetime `'a`.
     pub unsafe fn from_ptr(p: *mut sys::sqlite3_value) -> Value<'a> {
-        Value { p, _life: PhantomData }
+        Value {
+            p,
+            _life: PhantomData,
+        }
     }
     /// Wraps the `argc` values of an `argv` array.
     ///
@@ -420,8 +424,10 @@ impl Ctx {
         // SAFETY: valid context; exists since 3.9.0.
         unsafe { call!(result_subtype(self.0, t)) }
     }
-    pub fn result_value(self, v: *mut sys::sqlite3_value) {
-        // SAFETY: valid context and value; SQLite copies it.
+    /// # Safety
+    /// `v` is a valid value (SQLite copies it).
+    pub unsafe fn result_value(self, v: *mut sys::sqlite3_value) {
+        // SAFETY: valid context; caller guarantees v.
         unsafe { call!(result_value(self.0, v)) }
     }
 }
@@ -447,12 +453,30 @@ impl Stmt {
     ///
     /// # Safety
     /// `db` is an open connection that outlives the statement.
-    pub unsafe fn prepare(db: *mut sys::sqlite3, sql: &str, persistent: bool) -> Result<Stmt, String> {
-        let n = c_int::try_from(sql.len()).map_err(|_| "pocketvec: SQL text too long".to_string())?;
+    pub unsafe fn prepare(
+        db: *mut sys::sqlite3,
+        sql: &str,
+        persistent: bool,
+    ) -> Result<Stmt, String> {
+        let n =
+            c_int::try_from(sql.len()).map_err(|_| "pocketvec: SQL text too long".to_string())?;
         let mut p: *mut sys::sqlite3_stmt = ptr::null_mut();
-        let flags = if persistent { SQLITE_PREPARE_PERSISTENT } else { 0 };
+        let flags = if persistent {
+            SQLITE_PREPARE_PERSISTENT
+        } else {
+            0
+        };
         // SAFETY: db valid; sql is n bytes; out-pointer valid.
-        let rc = unsafe { call!(prepare_v3(db, sql.as_ptr().cast(), n, flags, &mut p, ptr::null_mut())) };
+        let rc = unsafe {
+            call!(prepare_v3(
+                db,
+                sql.as_ptr().cast(),
+                n,
+                flags,
+                &mut p,
+                ptr::null_mut()
+            ))
+        };
         if rc != SQLITE_OK {
             // SAFETY: db valid.
             let msg = unsafe { errmsg(db) };
@@ -463,7 +487,11 @@ impl Stmt {
             return Err(msg);
         }
         match NonNull::new(p) {
-            Some(p) => Ok(Stmt { p, db, _not_sync: PhantomData }),
+            Some(p) => Ok(Stmt {
+                p,
+                db,
+                _not_sync: PhantomData,
+            }),
             None => Err("pocketvec: SQL text holds no statement".into()),
         }
     }
@@ -475,7 +503,15 @@ impl Stmt {
     pub fn bind_text(&mut self, i: c_int, s: &str) -> Result<(), String> {
         let n = c_int::try_from(s.len()).map_err(|_| "pocketvec: text too long".to_string())?;
         // SAFETY: SQLite copies the bytes (SQLITE_TRANSIENT).
-        let rc = unsafe { call!(bind_text(self.p.as_ptr(), i, s.as_ptr().cast(), n, transient())) };
+        let rc = unsafe {
+            call!(bind_text(
+                self.p.as_ptr(),
+                i,
+                s.as_ptr().cast(),
+                n,
+                transient()
+            ))
+        };
         self.check(rc)
     }
     fn check(&self, rc: c_int) -> Result<(), String> {

@@ -126,9 +126,11 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
         };
         if rc != api::SQLITE_OK {
             // SAFETY: db valid.
-            return Err(format!("pocketvec: cannot register {}: {}", c_name.to_string_lossy(), unsafe {
-                api::errmsg(db)
-            }));
+            return Err(format!(
+                "pocketvec: cannot register {}: {}",
+                c_name.to_string_lossy(),
+                unsafe { api::errmsg(db) }
+            ));
         }
     }
     let state = Arc::into_raw(Arc::clone(conn));
@@ -148,7 +150,10 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
     };
     if rc != api::SQLITE_OK {
         // SAFETY: db valid.
-        return Err(format!("pocketvec: cannot register pocketvec_set_q: {}", unsafe { api::errmsg(db) }));
+        return Err(format!(
+            "pocketvec: cannot register pocketvec_set_q: {}",
+            unsafe { api::errmsg(db) }
+        ));
     }
     Ok(())
 }
@@ -177,7 +182,11 @@ pub(crate) unsafe extern "C" fn drop_arc<T>(p: *mut c_void) {
     )
 }
 
-unsafe extern "C" fn x_func(ctx: *mut sys::sqlite3_context, argc: c_int, argv: *mut *mut sys::sqlite3_value) {
+unsafe extern "C" fn x_func(
+    ctx: *mut sys::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sys::sqlite3_value,
+) {
     let c = Ctx(ctx);
     guard(
         |msg| c.result_error(&msg),
@@ -193,7 +202,11 @@ unsafe extern "C" fn x_func(ctx: *mut sys::sqlite3_context, argc: c_int, argv: *
     )
 }
 
-unsafe extern "C" fn x_set_q(ctx: *mut sys::sqlite3_context, argc: c_int, argv: *mut *mut sys::sqlite3_value) {
+unsafe extern "C" fn x_set_q(
+    ctx: *mut sys::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sys::sqlite3_value,
+) {
     let c = Ctx(ctx);
     guard(
         |msg| c.result_error(&msg),
@@ -229,7 +242,10 @@ unsafe extern "C" fn x_set_q(ctx: *mut sys::sqlite3_context, argc: c_int, argv: 
 /// Reads argument `n` (1-based, for messages) as a vector input.
 pub fn read_input(v: Value<'_>, n: usize) -> Result<Input<'_>, String> {
     match v.value_type() {
-        ValueType::Blob => Ok(Input::Blob { bytes: v.blob(), tag: ElemType::from_subtype(v.subtype()) }),
+        ValueType::Blob => Ok(Input::Blob {
+            bytes: v.blob(),
+            tag: ElemType::from_subtype(v.subtype()),
+        }),
         ValueType::Text => std::str::from_utf8(v.text())
             .map(Input::Json)
             .map_err(|_| format!("argument {n}: text is not valid UTF-8")),
@@ -244,7 +260,9 @@ pub fn read_input(v: Value<'_>, n: usize) -> Result<Input<'_>, String> {
 }
 
 fn arg_vector(v: Value<'_>, n: usize, ty: ElemType) -> Result<Vector, String> {
-    read_input(v, n)?.decode(ty).map_err(|e| format!("argument {n}: {e}"))
+    read_input(v, n)?
+        .decode(ty)
+        .map_err(|e| format!("argument {n}: {e}"))
 }
 
 fn result_vector(c: Ctx, v: &Vector) {
@@ -293,9 +311,11 @@ fn run(def: &FnDef, c: Ctx, args: &[Value<'_>]) -> Result<(), String> {
                     Vector::F16(x)
                 }
                 Vector::I8(_) => {
-                    return Err("int8 vectors cannot be normalized; normalize the float vector \
+                    return Err(
+                        "int8 vectors cannot be normalized; normalize the float vector \
                                 before pocketvec_int8()"
-                        .into())
+                            .into(),
+                    )
                 }
             };
             result_vector(c, &v);
@@ -307,7 +327,11 @@ fn run(def: &FnDef, c: Ctx, args: &[Value<'_>]) -> Result<(), String> {
             Ok(())
         }
         Op::ToF32 | Op::ToF16 => {
-            let to = if def.op == Op::ToF32 { ElemType::F32 } else { ElemType::F16 };
+            let to = if def.op == Op::ToF32 {
+                ElemType::F32
+            } else {
+                ElemType::F16
+            };
             let v = arg_vector(args[0], 1, ElemType::F32)?
                 .convert(to)
                 .map_err(|e| format!("argument 1: {e}"))?;
@@ -318,16 +342,26 @@ fn run(def: &FnDef, c: Ctx, args: &[Value<'_>]) -> Result<(), String> {
             let v = arg_vector(args[0], 1, ElemType::F32)?;
             let q = match (v, args.get(1)) {
                 (Vector::I8(x), None) => x,
-                (v, None) => quantize_i8(&v.to_f32()).map_err(|e| format!("argument 1: {e}"))?.0,
+                (v, None) => {
+                    quantize_i8(&v.to_f32())
+                        .map_err(|e| format!("argument 1: {e}"))?
+                        .0
+                }
                 (v, Some(s)) => {
                     let scale = match s.value_type() {
                         ValueType::Integer | ValueType::Float => s.double(),
-                        _ => return Err(format!("argument 2: expected a positive scale, found {}", s.describe())),
+                        _ => {
+                            return Err(format!(
+                                "argument 2: expected a positive scale, found {}",
+                                s.describe()
+                            ))
+                        }
                     };
                     if let Vector::I8(_) = v {
                         return Err("argument 1 is already an int8 vector; a scale applies to float vectors".into());
                     }
-                    quantize_i8_scaled(&v.to_f32(), scale).map_err(|e| format!("argument 2: {e}"))?
+                    quantize_i8_scaled(&v.to_f32(), scale)
+                        .map_err(|e| format!("argument 2: {e}"))?
                 }
             };
             result_vector(c, &Vector::I8(q));
@@ -376,8 +410,16 @@ fn binary(op: Op, a: Vector, b: Vector) -> Result<f64, String> {
             Op::Cosine => kernels::cosine_i8(x, y),
             Op::DistanceCosine => kernels::cosine_distance_i8(x, y),
             Op::DistanceL2 => kernels::l2_i8(x, y),
-            Op::DistanceDot => return kernels::dot_i8(x, y).map(|d| -f64::from(d)).map_err(|e| e.to_string()),
-            _ => return kernels::dot_i8(x, y).map(f64::from).map_err(|e| e.to_string()),
+            Op::DistanceDot => {
+                return kernels::dot_i8(x, y)
+                    .map(|d| -f64::from(d))
+                    .map_err(|e| e.to_string())
+            }
+            _ => {
+                return kernels::dot_i8(x, y)
+                    .map(f64::from)
+                    .map_err(|e| e.to_string())
+            }
         },
         _ => unreachable!("element types were unified above"),
     };

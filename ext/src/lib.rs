@@ -31,7 +31,10 @@ pub use sqlite3ext_sys as sys;
 /// `db` is an open connection and `api` the routines table of the SQLite
 /// library that opened it (the third argument of an extension entry point,
 /// or of an auto-extension callback).
-pub unsafe fn register(db: *mut sys::sqlite3, api: *const sys::sqlite3_api_routines) -> Result<(), String> {
+pub unsafe fn register(
+    db: *mut sys::sqlite3,
+    api: *const sys::sqlite3_api_routines,
+) -> Result<(), String> {
     // SAFETY: caller guarantees `api`.
     unsafe { api::install(api) }?;
     let conn = state::ConnState::new();

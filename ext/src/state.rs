@@ -25,6 +25,9 @@ impl ConnState {
     }
     /// A copy of the connection's query vector, if set.
     pub fn query(&self) -> Option<OwnedInput> {
-        self.query.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.query
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }

@@ -137,7 +137,10 @@ impl Vector {
     /// non-finite input.
     pub fn from_blob(t: ElemType, bytes: &[u8]) -> Result<Vector, String> {
         if bytes.is_empty() {
-            return Err(format!("expected a vector of {} values, found an empty BLOB", t.name()));
+            return Err(format!(
+                "expected a vector of {} values, found an empty BLOB",
+                t.name()
+            ));
         }
         if bytes.len() % t.size() != 0 {
             return Err(format!(
@@ -169,12 +172,19 @@ impl Vector {
     fn check_finite(&self) -> Result<(), String> {
         let bad = match self {
             Vector::F32(v) => v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i])),
-            Vector::F16(v) => v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i].to_f32())),
+            Vector::F16(v) => v
+                .iter()
+                .position(|x| !x.is_finite())
+                .map(|i| (i, v[i].to_f32())),
             Vector::I8(_) => None,
         };
         match bad {
-            Some((i, x)) if x.is_nan() => Err(format!("element at index {i} is NaN; vectors must be finite")),
-            Some((i, x)) => Err(format!("element at index {i} is {x}; vectors must be finite")),
+            Some((i, x)) if x.is_nan() => Err(format!(
+                "element at index {i} is NaN; vectors must be finite"
+            )),
+            Some((i, x)) => Err(format!(
+                "element at index {i} is {x}; vectors must be finite"
+            )),
             None => Ok(()),
         }
     }
@@ -187,7 +197,9 @@ impl Vector {
             | (v @ Vector::I8(_), ElemType::Int8) => Ok(v),
             (v, ElemType::F32) => Ok(Vector::F32(v.to_f32())),
             (Vector::F32(v), ElemType::F16) => f32_to_f16(&v).map(Vector::F16),
-            (Vector::I8(v), ElemType::F16) => Ok(Vector::F16(v.iter().map(|&x| f16::from_f32(f32::from(x))).collect())),
+            (Vector::I8(v), ElemType::F16) => Ok(Vector::F16(
+                v.iter().map(|&x| f16::from_f32(f32::from(x))).collect(),
+            )),
             (v, ElemType::Int8) => Ok(Vector::I8(quantize_i8(&v.to_f32())?.0)),
         }
     }
@@ -217,10 +229,11 @@ pub fn quantize_i8(v: &[f32]) -> Result<(Vec<i8>, f32), String> {
 /// Fixed-scale quantization: q = round(x / scale) clamped to [-127, 127].
 pub fn quantize_i8_scaled(v: &[f32], scale: f64) -> Result<Vec<i8>, String> {
     if !(scale.is_finite() && scale > 0.0) {
-        return Err(format!("the int8 scale must be a positive finite number, found {scale}"));
+        return Err(format!(
+            "the int8 scale must be a positive finite number, found {scale}"
+        ));
     }
-    Ok(v
-        .iter()
+    Ok(v.iter()
         .map(|&x| (f64::from(x) / scale).round().clamp(-127.0, 127.0) as i8)
         .collect())
 }
@@ -242,12 +255,17 @@ pub fn parse_json(text: &str) -> Result<Vec<f32>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let x = item
-                .as_f64()
-                .ok_or_else(|| format!("JSON element at index {i} is {}, expected a number", json_kind(item)))?;
+            let x = item.as_f64().ok_or_else(|| {
+                format!(
+                    "JSON element at index {i} is {}, expected a number",
+                    json_kind(item)
+                )
+            })?;
             let y = x as f32;
             if !y.is_finite() {
-                return Err(format!("JSON element at index {i} ({x:?}) is out of the f32 range"));
+                return Err(format!(
+                    "JSON element at index {i} ({x:?}) is out of the f32 range"
+                ));
             }
             Ok(y)
         })
@@ -287,7 +305,10 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 #[derive(Clone, Debug)]
 pub enum Input<'a> {
     /// BLOB bytes and the element type its subtype names, if any.
-    Blob { bytes: &'a [u8], tag: Option<ElemType> },
+    Blob {
+        bytes: &'a [u8],
+        tag: Option<ElemType>,
+    },
     /// JSON text.
     Json(&'a str),
 }
@@ -295,7 +316,10 @@ pub enum Input<'a> {
 /// An owned [`Input`], e.g. the connection's `pocketvec_set_q` vector.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OwnedInput {
-    Blob { bytes: Vec<u8>, tag: Option<ElemType> },
+    Blob {
+        bytes: Vec<u8>,
+        tag: Option<ElemType>,
+    },
     Json(String),
 }
 
@@ -311,7 +335,10 @@ impl OwnedInput {
 impl Input<'_> {
     pub fn to_owned_input(&self) -> OwnedInput {
         match self {
-            Input::Blob { bytes, tag } => OwnedInput::Blob { bytes: bytes.to_vec(), tag: *tag },
+            Input::Blob { bytes, tag } => OwnedInput::Blob {
+                bytes: bytes.to_vec(),
+                tag: *tag,
+            },
             Input::Json(s) => OwnedInput::Json((*s).to_string()),
         }
     }
@@ -336,7 +363,11 @@ impl Input<'_> {
     /// `dim`, converting it to `t`.
     pub fn decode_for_table(&self, t: ElemType, dim: usize) -> Result<Vector, String> {
         let expected = || {
-            let mut s = format!("{dim} dimensions (a {}-byte {} BLOB", dim * t.size(), t.name());
+            let mut s = format!(
+                "{dim} dimensions (a {}-byte {} BLOB",
+                dim * t.size(),
+                t.name()
+            );
             if t != ElemType::F32 {
                 let _ = write!(s, ", a {}-byte f32 BLOB", dim * 4);
             }
@@ -358,7 +389,10 @@ impl Input<'_> {
                     _ => Vector::F32(v),
                 }
             }
-            Input::Blob { bytes, tag: Some(tag) } => {
+            Input::Blob {
+                bytes,
+                tag: Some(tag),
+            } => {
                 let v = Vector::from_blob(*tag, bytes)?;
                 if v.dim() != dim {
                     return Err(format!(
@@ -376,7 +410,11 @@ impl Input<'_> {
                 } else if bytes.len() == dim * 4 {
                     Vector::from_blob(ElemType::F32, bytes)?
                 } else {
-                    return Err(format!("expected {}, found a {}-byte BLOB", expected(), bytes.len()));
+                    return Err(format!(
+                        "expected {}, found a {}-byte BLOB",
+                        expected(),
+                        bytes.len()
+                    ));
                 }
             }
         };
@@ -417,22 +455,41 @@ mod tests {
 
     #[test]
     fn json_parses_numbers_and_rejects_everything_else() {
-        assert_eq!(parse_json("[0.1, 2, -3e-2]").unwrap(), vec![0.1f32, 2.0, -0.03]);
-        assert!(parse_json("[1, 2").unwrap_err().starts_with("malformed JSON: "));
+        assert_eq!(
+            parse_json("[0.1, 2, -3e-2]").unwrap(),
+            vec![0.1f32, 2.0, -0.03]
+        );
+        assert!(parse_json("[1, 2")
+            .unwrap_err()
+            .starts_with("malformed JSON: "));
         assert_eq!(
             parse_json("[1, \"a\"]").unwrap_err(),
             "JSON element at index 1 is a string, expected a number"
         );
-        assert_eq!(parse_json("{\"a\": 1}").unwrap_err(), "expected a JSON array of numbers, found an object");
-        assert_eq!(parse_json("[]").unwrap_err(), "expected a vector, found an empty JSON array");
-        assert_eq!(parse_json("[1e300]").unwrap_err(), "JSON element at index 0 (1e300) is out of the f32 range");
-        assert!(parse_json("[NaN]").unwrap_err().starts_with("malformed JSON"));
+        assert_eq!(
+            parse_json("{\"a\": 1}").unwrap_err(),
+            "expected a JSON array of numbers, found an object"
+        );
+        assert_eq!(
+            parse_json("[]").unwrap_err(),
+            "expected a vector, found an empty JSON array"
+        );
+        assert_eq!(
+            parse_json("[1e300]").unwrap_err(),
+            "JSON element at index 0 (1e300) is out of the f32 range"
+        );
+        assert!(parse_json("[NaN]")
+            .unwrap_err()
+            .starts_with("malformed JSON"));
     }
 
     #[test]
     fn blobs_decode_and_validate() {
         let b = f32_bytes(&[1.0, -2.5]);
-        assert_eq!(Vector::from_blob(ElemType::F32, &b).unwrap(), Vector::F32(vec![1.0, -2.5]));
+        assert_eq!(
+            Vector::from_blob(ElemType::F32, &b).unwrap(),
+            Vector::F32(vec![1.0, -2.5])
+        );
         assert_eq!(
             Vector::from_blob(ElemType::F32, &b[..7]).unwrap_err(),
             "a BLOB of f32 values needs a length divisible by 4, found a 7-byte BLOB"
@@ -445,7 +502,10 @@ mod tests {
             Vector::from_blob(ElemType::F32, &[]).unwrap_err(),
             "expected a vector of f32 values, found an empty BLOB"
         );
-        assert_eq!(Vector::from_blob(ElemType::Int8, &[255, 1]).unwrap(), Vector::I8(vec![-1, 1]));
+        assert_eq!(
+            Vector::from_blob(ElemType::Int8, &[255, 1]).unwrap(),
+            Vector::I8(vec![-1, 1])
+        );
     }
 
     #[test]
@@ -461,14 +521,29 @@ mod tests {
         let q = [1.0f32, -2.0, 0.5, 4.0];
         let b = f32_bytes(&q);
         // f32 BLOB into an f16 table: rounded to f16.
-        let v = Input::Blob { bytes: &b, tag: None }.decode_for_table(ElemType::F16, 4).unwrap();
-        assert_eq!(v, Vector::F16(q.iter().map(|&x| f16::from_f32(x)).collect()));
+        let v = Input::Blob {
+            bytes: &b,
+            tag: None,
+        }
+        .decode_for_table(ElemType::F16, 4)
+        .unwrap();
+        assert_eq!(
+            v,
+            Vector::F16(q.iter().map(|&x| f16::from_f32(x)).collect())
+        );
         // 4 raw bytes into a 4-dim int8 table: taken as int8.
         let raw = [1u8, 255, 3, 4];
-        let v = Input::Blob { bytes: &raw, tag: None }.decode_for_table(ElemType::Int8, 4).unwrap();
+        let v = Input::Blob {
+            bytes: &raw,
+            tag: None,
+        }
+        .decode_for_table(ElemType::Int8, 4)
+        .unwrap();
         assert_eq!(v, Vector::I8(vec![1, -1, 3, 4]));
         // JSON into an int8 table: literal integers.
-        let v = Input::Json("[1, -2, 3, 127]").decode_for_table(ElemType::Int8, 4).unwrap();
+        let v = Input::Json("[1, -2, 3, 127]")
+            .decode_for_table(ElemType::Int8, 4)
+            .unwrap();
         assert_eq!(v, Vector::I8(vec![1, -2, 3, 127]));
         assert!(Input::Json("[1, -2, 3.5, 127]")
             .decode_for_table(ElemType::Int8, 4)
@@ -493,7 +568,10 @@ mod tests {
         let (q, scale) = quantize_i8(&[0.5, -1.0, 0.25]).unwrap();
         assert!((scale - 1.0 / 127.0).abs() < 1e-9);
         assert_eq!(q, vec![64, -127, 32]);
-        assert_eq!(quantize_i8_scaled(&[0.5, -1.0, 300.0], 0.01).unwrap(), vec![50, -100, 127]);
+        assert_eq!(
+            quantize_i8_scaled(&[0.5, -1.0, 300.0], 0.01).unwrap(),
+            vec![50, -100, 127]
+        );
         assert!(quantize_i8_scaled(&[1.0], 0.0).is_err());
     }
 }

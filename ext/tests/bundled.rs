@@ -61,14 +61,19 @@ fn open(path: &str) -> Box<dyn Conn> {
     // SAFETY: loading our own extension, built by this workspace.
     unsafe {
         let _guard = rusqlite::LoadExtensionGuard::new(&c).expect("enable load_extension");
-        c.load_extension(ext_path(), None::<&str>).expect("load libpocketvec0");
+        c.load_extension(ext_path(), None::<&str>)
+            .expect("load libpocketvec0");
     }
     Box::new(Bundled(c))
 }
 
 #[test]
 fn bundled_sqlite_is_current() {
-    assert!(rusqlite::version_number() >= 3_045_000, "{}", rusqlite::version());
+    assert!(
+        rusqlite::version_number() >= 3_045_000,
+        "{}",
+        rusqlite::version()
+    );
 }
 
 pocketvec_all_cases!(open);

@@ -17,7 +17,8 @@ struct Lib {
     open_v2: unsafe extern "C" fn(*const c_char, *mut Db, c_int, *const c_char) -> c_int,
     close_v2: unsafe extern "C" fn(Db) -> c_int,
     errmsg: unsafe extern "C" fn(Db) -> *const c_char,
-    prepare_v2: unsafe extern "C" fn(Db, *const c_char, c_int, *mut St, *mut *const c_char) -> c_int,
+    prepare_v2:
+        unsafe extern "C" fn(Db, *const c_char, c_int, *mut St, *mut *const c_char) -> c_int,
     step: unsafe extern "C" fn(St) -> c_int,
     finalize: unsafe extern "C" fn(St) -> c_int,
     bind_null: unsafe extern "C" fn(St, c_int) -> c_int,
@@ -33,7 +34,8 @@ struct Lib {
     column_blob: unsafe extern "C" fn(St, c_int) -> *const u8,
     column_bytes: unsafe extern "C" fn(St, c_int) -> c_int,
     enable_load_extension: unsafe extern "C" fn(Db, c_int) -> c_int,
-    load_extension: unsafe extern "C" fn(Db, *const c_char, *const c_char, *mut *mut c_char) -> c_int,
+    load_extension:
+        unsafe extern "C" fn(Db, *const c_char, *const c_char, *mut *mut c_char) -> c_int,
     free: unsafe extern "C" fn(*mut c_void),
     libversion_number: unsafe extern "C" fn() -> c_int,
 }
@@ -45,7 +47,8 @@ fn lib() -> &'static Lib {
     LIB.get_or_init(|| {
         // SAFETY: loading the system SQLite; it stays loaded for the process.
         let l: &'static libloading::Library = Box::leak(Box::new(unsafe {
-            libloading::Library::new("libsqlite3.so.0").expect("system libsqlite3.so.0 (apt install libsqlite3-0)")
+            libloading::Library::new("libsqlite3.so.0")
+                .expect("system libsqlite3.so.0 (apt install libsqlite3-0)")
         }));
         macro_rules! sym {
             ($name:literal) => {
@@ -85,7 +88,9 @@ struct System(Db);
 impl System {
     fn errmsg(&self) -> String {
         // SAFETY: open handle; NUL-terminated message.
-        unsafe { CStr::from_ptr((lib().errmsg)(self.0)) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr((lib().errmsg)(self.0)) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// Runs every statement of `sql`; rows of the last one are returned.
@@ -113,8 +118,12 @@ impl System {
                         Val::Null => (l.bind_null)(st, i),
                         Val::Int(x) => (l.bind_int64)(st, i, *x),
                         Val::Real(x) => (l.bind_double)(st, i, *x),
-                        Val::Text(s) => (l.bind_text)(st, i, s.as_ptr().cast(), s.len() as c_int, TRANSIENT),
-                        Val::Blob(b) => (l.bind_blob)(st, i, b.as_ptr().cast(), b.len() as c_int, TRANSIENT),
+                        Val::Text(s) => {
+                            (l.bind_text)(st, i, s.as_ptr().cast(), s.len() as c_int, TRANSIENT)
+                        }
+                        Val::Blob(b) => {
+                            (l.bind_blob)(st, i, b.as_ptr().cast(), b.len() as c_int, TRANSIENT)
+                        }
                     };
                 }
                 out.clear();
@@ -129,12 +138,21 @@ impl System {
                                     3 => {
                                         let p = (l.column_text)(st, c);
                                         let len = (l.column_bytes)(st, c) as usize;
-                                        Val::Text(String::from_utf8_lossy(std::slice::from_raw_parts(p, len)).into_owned())
+                                        Val::Text(
+                                            String::from_utf8_lossy(std::slice::from_raw_parts(
+                                                p, len,
+                                            ))
+                                            .into_owned(),
+                                        )
                                     }
                                     4 => {
                                         let p = (l.column_blob)(st, c);
                                         let len = (l.column_bytes)(st, c) as usize;
-                                        Val::Blob(if len == 0 { Vec::new() } else { std::slice::from_raw_parts(p, len).to_vec() })
+                                        Val::Blob(if len == 0 {
+                                            Vec::new()
+                                        } else {
+                                            std::slice::from_raw_parts(p, len).to_vec()
+                                        })
                                     }
                                     _ => Val::Null,
                                 })
@@ -201,7 +219,10 @@ fn open(path: &str) -> Box<dyn Conn> {
 fn system_sqlite_is_debian_3_40() {
     let c = open(":memory:");
     let v = c.version();
-    assert!((3_038_000..3_041_000).contains(&v), "expected Debian 12's SQLite 3.40, found {v}");
+    assert!(
+        (3_038_000..3_041_000).contains(&v),
+        "expected Debian 12's SQLite 3.40, found {v}"
+    );
 }
 
 pocketvec_all_cases!(open);

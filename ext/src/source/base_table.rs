@@ -48,9 +48,20 @@ pub struct BaseTable {
 ///
 /// # Safety
 /// `db` is an open connection.
-pub unsafe fn inspect(db: *mut sys::sqlite3, schema: &str, table: &str, column: &str) -> Result<String, String> {
+pub unsafe fn inspect(
+    db: *mut sys::sqlite3,
+    schema: &str,
+    table: &str,
+    column: &str,
+) -> Result<String, String> {
     // SAFETY: caller guarantees db.
-    let mut st = unsafe { Stmt::prepare(db, "SELECT name, type, pk FROM pragma_table_info(?1, ?2)", false)? };
+    let mut st = unsafe {
+        Stmt::prepare(
+            db,
+            "SELECT name, type, pk FROM pragma_table_info(?1, ?2)",
+            false,
+        )?
+    };
     st.bind_text(1, table)?;
     st.bind_text(2, schema)?;
     let mut cols: Vec<(String, String, i64)> = Vec::new();
@@ -155,7 +166,11 @@ impl BaseTable {
     fn take_stmt(&mut self, point: bool) -> Result<Stmt, String> {
         let db = self.db;
         let p = self.prepared()?;
-        let (slot, sql) = if point { (&mut p.point, &p.point_sql) } else { (&mut p.scan, &p.scan_sql) };
+        let (slot, sql) = if point {
+            (&mut p.point, &p.point_sql)
+        } else {
+            (&mut p.scan, &p.scan_sql)
+        };
         match slot.take() {
             Some(s) => Ok(s),
             // SAFETY: db outlives the table (statements are dropped in xDisconnect).
@@ -214,7 +229,14 @@ impl BaseTable {
         Ok(())
     }
 
-    fn scan_range(&mut self, lo: i64, hi: i64, set: Option<&[i64]>, scorer: &mut Scorer, out: &mut Collector) -> Result<(), String> {
+    fn scan_range(
+        &mut self,
+        lo: i64,
+        hi: i64,
+        set: Option<&[i64]>,
+        scorer: &mut Scorer,
+        out: &mut Collector,
+    ) -> Result<(), String> {
         let mut st = self.take_stmt(false)?;
         let r = (|| {
             st.bind_i64(1, lo)?;
@@ -228,7 +250,12 @@ impl BaseTable {
         r
     }
 
-    fn lookup(&mut self, ids: &[i64], scorer: &mut Scorer, out: &mut Collector) -> Result<(), String> {
+    fn lookup(
+        &mut self,
+        ids: &[i64],
+        scorer: &mut Scorer,
+        out: &mut Collector,
+    ) -> Result<(), String> {
         let mut st = self.take_stmt(true)?;
         let r = (|| {
             for &id in ids {
@@ -300,9 +327,18 @@ impl Scorer {
         }
         let cap = (BATCH_BYTES / (dim * query.elem_type().size())).max(1);
         let batch = match query {
-            Vector::F32(q) => Batch::F32 { q: q.clone(), rows: Vec::with_capacity(cap * dim) },
-            Vector::F16(q) => Batch::F16 { q: q.clone(), rows: Vec::with_capacity(cap * dim) },
-            Vector::I8(q) => Batch::I8 { q: q.clone(), rows: Vec::with_capacity(cap * dim) },
+            Vector::F32(q) => Batch::F32 {
+                q: q.clone(),
+                rows: Vec::with_capacity(cap * dim),
+            },
+            Vector::F16(q) => Batch::F16 {
+                q: q.clone(),
+                rows: Vec::with_capacity(cap * dim),
+            },
+            Vector::I8(q) => Batch::I8 {
+                q: q.clone(),
+                rows: Vec::with_capacity(cap * dim),
+            },
         };
         Ok(Scorer {
             k: Kernels::detect(),

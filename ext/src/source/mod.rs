@@ -26,7 +26,11 @@ pub struct RowidFilter {
 
 impl Default for RowidFilter {
     fn default() -> Self {
-        RowidFilter { lo: i64::MIN, hi: i64::MAX, set: None }
+        RowidFilter {
+            lo: i64::MIN,
+            hi: i64::MAX,
+            set: None,
+        }
     }
 }
 
@@ -42,7 +46,10 @@ impl RowidFilter {
         v.dedup();
         self.set = Some(match self.set.take() {
             None => v,
-            Some(old) => old.into_iter().filter(|x| v.binary_search(x).is_ok()).collect(),
+            Some(old) => old
+                .into_iter()
+                .filter(|x| v.binary_search(x).is_ok())
+                .collect(),
         });
     }
     /// Applies the range bounds to the set, after all constraints are in.
@@ -220,7 +227,10 @@ mod tests {
         assert_eq!(cmp_num(-2.5, Num::Int(-2)), Ordering::Less);
         assert_eq!(cmp_num(2.0, Num::Int(2)), Ordering::Equal);
         assert_eq!(cmp_num(1e19, Num::Int(i64::MAX)), Ordering::Greater);
-        assert_eq!(cmp_num(9.223372036854775e18, Num::Int(i64::MAX)), Ordering::Less);
+        assert_eq!(
+            cmp_num(9.223372036854775e18, Num::Int(i64::MAX)),
+            Ordering::Less
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl Cursor {
                 None => c.result_null(),
             },
             1 => match &self.query {
-                Some(QueryColumn::Arg(v)) => c.result_value(v.raw()),
+                // SAFETY: an owned copy from sqlite3_value_dup.
+                Some(QueryColumn::Arg(v)) => unsafe { c.result_value(v.raw()) },
                 Some(QueryColumn::SetQ(OwnedInput::Blob { bytes, .. })) => c.result_blob(bytes),
                 Some(QueryColumn::SetQ(OwnedInput::Json(s))) => c.result_text(s),
                 None => c.result_null(),
@@ -84,7 +85,9 @@ impl Cursor {
         for (&role, &v) in roles.iter().zip(args) {
             match role {
                 Arg::Query => query_arg = Some(v),
-                Arg::K => k = Some(parse_k(v).map_err(|e| format!("pocketvec: k for {label} {e}"))?),
+                Arg::K => {
+                    k = Some(parse_k(v).map_err(|e| format!("pocketvec: k for {label} {e}"))?)
+                }
                 Arg::Limit => limit = integer_of(v).filter(|&l| l >= 0),
                 Arg::Offset => offset = integer_of(v).unwrap_or(0).max(0),
                 Arg::RowidIn => rowids.restrict_to(in_rowids(v)?),
@@ -132,14 +135,26 @@ impl Cursor {
         if n == Some(0) || dist.never() || rowids.is_empty() {
             // Still resolve the base table so a broken table is reported.
             let mut none = Collector::new(Some(1), DistanceFilter::default());
-            let empty = RowidFilter { lo: 1, hi: 0, set: None };
-            let search = Search { query: &query, metric: t.opts.metric, rowids: &empty };
+            let empty = RowidFilter {
+                lo: 1,
+                hi: 0,
+                set: None,
+            };
+            let search = Search {
+                query: &query,
+                metric: t.opts.metric,
+                rowids: &empty,
+            };
             t.source.scan(&search, &mut none)?;
             return Ok(());
         }
         let n = n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let mut out = Collector::new(n, dist);
-        let search = Search { query: &query, metric: t.opts.metric, rowids: &rowids };
+        let search = Search {
+            query: &query,
+            metric: t.opts.metric,
+            rowids: &rowids,
+        };
         t.source.scan(&search, &mut out)?;
         self.rows = out.into_sorted_vec();
         Ok(())
@@ -149,7 +164,10 @@ impl Cursor {
 fn parse_k(v: Value<'_>) -> Result<i64, String> {
     match v.value_type() {
         ValueType::Integer if v.int64() >= 1 => Ok(v.int64()),
-        _ => Err(format!("must be a positive integer, found {}", v.describe())),
+        _ => Err(format!(
+            "must be a positive integer, found {}",
+            v.describe()
+        )),
     }
 }
 
@@ -176,7 +194,8 @@ fn rowid_of(v: Value<'_>) -> Option<i64> {
         ValueType::Integer => Some(v.int64()),
         ValueType::Float => {
             let x = v.double();
-            (x.fract() == 0.0 && x >= -9.223_372_036_854_776e18 && x < 9.223_372_036_854_776e18).then_some(x as i64)
+            (x.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&x))
+                .then_some(x as i64)
         }
         _ => None,
     }
@@ -199,7 +218,9 @@ fn in_rowids(list: Value<'_>) -> Result<Vec<i64>, String> {
         rc = unsafe { call!(vtab_in_next(list.raw(), &mut p)) };
     }
     if rc != api::SQLITE_OK && rc != api::SQLITE_DONE {
-        return Err(format!("pocketvec: reading the rowid IN list failed (SQLite error {rc})"));
+        return Err(format!(
+            "pocketvec: reading the rowid IN list failed (SQLite error {rc})"
+        ));
     }
     Ok(out)
 }

@@ -93,7 +93,10 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
     };
     if rc != api::SQLITE_OK {
         // SAFETY: db valid.
-        return Err(format!("pocketvec: cannot register the module: {}", unsafe { api::errmsg(db) }));
+        return Err(format!(
+            "pocketvec: cannot register the module: {}",
+            unsafe { api::errmsg(db) }
+        ));
     }
     Ok(())
 }
@@ -143,7 +146,11 @@ unsafe fn connect(
         || {
             let args: Vec<String> = (0..usize::try_from(argc).unwrap_or(0))
                 // SAFETY: SQLite passes argc NUL-terminated strings.
-                .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned())
+                .map(|i| {
+                    unsafe { CStr::from_ptr(*argv.add(i)) }
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect();
             let r = (|| -> Result<Box<PvTab>, String> {
                 if args.len() < 3 {
@@ -159,7 +166,9 @@ unsafe fn connect(
                 // SAFETY: db valid, decl NUL-terminated.
                 if unsafe { call!(declare_vtab(db, decl.as_ptr())) } != api::SQLITE_OK {
                     // SAFETY: db valid.
-                    return Err(format!("pocketvec: declare_vtab failed: {}", unsafe { api::errmsg(db) }));
+                    return Err(format!("pocketvec: declare_vtab failed: {}", unsafe {
+                        api::errmsg(db)
+                    }));
                 }
                 if api::api().has(api::V3_31) {
                     // SAFETY: db valid; called from xCreate/xConnect as required.
@@ -183,7 +192,12 @@ unsafe fn connect(
                 Ok(Box::new(PvTab {
                     // SAFETY: sqlite3_vtab is plain C data; SQLite fills it.
                     base: unsafe { std::mem::zeroed() },
-                    table: Table { name: name.clone(), opts, conn, source },
+                    table: Table {
+                        name: name.clone(),
+                        opts,
+                        conn,
+                        source,
+                    },
                 }))
             })();
             match r {
@@ -214,7 +228,10 @@ unsafe extern "C" fn x_disconnect(vtab: *mut sys::sqlite3_vtab) -> c_int {
     )
 }
 
-unsafe extern "C" fn x_best_index(vtab: *mut sys::sqlite3_vtab, info: *mut sys::sqlite3_index_info) -> c_int {
+unsafe extern "C" fn x_best_index(
+    vtab: *mut sys::sqlite3_vtab,
+    info: *mut sys::sqlite3_index_info,
+) -> c_int {
     guard(
         |msg| {
             // SAFETY: vtab is live.
@@ -225,7 +242,9 @@ unsafe extern "C" fn x_best_index(vtab: *mut sys::sqlite3_vtab, info: *mut sys::
             // SAFETY: info is valid for the call; arrays have the stated sizes.
             let info = unsafe { &mut *info };
             let a = api::api();
-            let caps = Caps { vtab_in: a.has(api::V3_38) };
+            let caps = Caps {
+                vtab_in: a.has(api::V3_38),
+            };
             let n = usize::try_from(info.nConstraint).unwrap_or(0);
             let cons: Vec<Constraint> = (0..n)
                 .map(|i| {
@@ -238,14 +257,22 @@ unsafe extern "C" fn x_best_index(vtab: *mut sys::sqlite3_vtab, info: *mut sys::
                         && c.op == plan::OP_EQ
                         // SAFETY: 3.38+ checked; i is a valid constraint index.
                         && unsafe { call!(vtab_in(info, i as c_int, -1)) } != 0;
-                    Constraint { column: c.iColumn, op: c.op, usable, is_in }
+                    Constraint {
+                        column: c.iColumn,
+                        op: c.op,
+                        usable,
+                        is_in,
+                    }
                 })
                 .collect();
             let order: Vec<OrderTerm> = (0..usize::try_from(info.nOrderBy).unwrap_or(0))
                 .map(|i| {
                     // SAFETY: i < nOrderBy.
                     let o = unsafe { &*info.aOrderBy.add(i) };
-                    OrderTerm { column: o.iColumn, desc: o.desc != 0 }
+                    OrderTerm {
+                        column: o.iColumn,
+                        desc: o.desc != 0,
+                    }
                 })
                 .collect();
             let Ok(best) = best_index(&cons, &order, caps) else {
@@ -276,7 +303,10 @@ unsafe extern "C" fn x_best_index(vtab: *mut sys::sqlite3_vtab, info: *mut sys::
     )
 }
 
-unsafe extern "C" fn x_open(_vtab: *mut sys::sqlite3_vtab, pp: *mut *mut sys::sqlite3_vtab_cursor) -> c_int {
+unsafe extern "C" fn x_open(
+    _vtab: *mut sys::sqlite3_vtab,
+    pp: *mut *mut sys::sqlite3_vtab_cursor,
+) -> c_int {
     guard(
         |_| api::SQLITE_ERROR,
         || {
@@ -326,7 +356,8 @@ unsafe extern "C" fn x_filter(
             let s = unsafe { api::cstr_lossy(idx_str) };
             // SAFETY: argc values from SQLite, valid during the call.
             let args = unsafe { Value::args(argc, argv) };
-            let r = Plan::decode(idx_num, &s).and_then(|p| c.cursor.filter(&mut t.table, &p, &args));
+            let r =
+                Plan::decode(idx_num, &s).and_then(|p| c.cursor.filter(&mut t.table, &p, &args));
             match r {
                 Ok(()) => api::SQLITE_OK,
                 Err(e) => {
@@ -360,7 +391,11 @@ unsafe extern "C" fn x_eof(cur: *mut sys::sqlite3_vtab_cursor) -> c_int {
     )
 }
 
-unsafe extern "C" fn x_column(cur: *mut sys::sqlite3_vtab_cursor, ctx: *mut sys::sqlite3_context, i: c_int) -> c_int {
+unsafe extern "C" fn x_column(
+    cur: *mut sys::sqlite3_vtab_cursor,
+    ctx: *mut sys::sqlite3_context,
+    i: c_int,
+) -> c_int {
     let c = Ctx(ctx);
     guard(
         |msg| {
@@ -375,7 +410,10 @@ unsafe extern "C" fn x_column(cur: *mut sys::sqlite3_vtab_cursor, ctx: *mut sys:
     )
 }
 
-unsafe extern "C" fn x_rowid(cur: *mut sys::sqlite3_vtab_cursor, out: *mut sys::sqlite3_int64) -> c_int {
+unsafe extern "C" fn x_rowid(
+    cur: *mut sys::sqlite3_vtab_cursor,
+    out: *mut sys::sqlite3_int64,
+) -> c_int {
     guard(
         |_| api::SQLITE_ERROR,
         || {

@@ -111,7 +111,9 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 }
             }
             _ => {
-                return Err(format!("pocketvec: unknown option '{key}'; expected one of {KNOWN}"));
+                return Err(format!(
+                    "pocketvec: unknown option '{key}'; expected one of {KNOWN}"
+                ));
             }
         }
     }
@@ -125,7 +127,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 fn parse_dim(value: &str) -> Result<usize, String> {
-    let bad = || format!("pocketvec: dim must be an integer between 1 and {MAX_DIM}, found '{value}'");
+    let bad =
+        || format!("pocketvec: dim must be an integer between 1 and {MAX_DIM}, found '{value}'");
     let n: i128 = value.trim().parse().map_err(|_| bad())?;
     if n < 1 || n > MAX_DIM as i128 {
         return Err(bad());
@@ -154,7 +157,14 @@ mod tests {
                 elem_type: ElemType::F32
             }
         );
-        let o = p(&["base_table='my \"t'", "column=[e mb]", "metric=L2", "type=int8", "dim=3"]).unwrap();
+        let o = p(&[
+            "base_table='my \"t'",
+            "column=[e mb]",
+            "metric=L2",
+            "type=int8",
+            "dim=3",
+        ])
+        .unwrap();
         assert_eq!(o.base_table, "my \"t");
         assert_eq!(o.column, "e mb");
         assert_eq!(o.metric, Metric::L2);
@@ -163,8 +173,14 @@ mod tests {
 
     #[test]
     fn bad_options_are_named() {
-        assert_eq!(p(&["dim=3"]).unwrap_err(), "pocketvec: missing option base_table=<table>");
-        assert_eq!(p(&["base_table=t"]).unwrap_err(), "pocketvec: missing option dim=<dimensions>");
+        assert_eq!(
+            p(&["dim=3"]).unwrap_err(),
+            "pocketvec: missing option base_table=<table>"
+        );
+        assert_eq!(
+            p(&["base_table=t"]).unwrap_err(),
+            "pocketvec: missing option dim=<dimensions>"
+        );
         assert_eq!(
             p(&["base_table=t", "dim=3", "size=4"]).unwrap_err(),
             "pocketvec: unknown option 'size'; expected one of base_table, dim, column, metric, type"
@@ -173,8 +189,12 @@ mod tests {
             p(&["base_table=t", "dim=0"]).unwrap_err(),
             "pocketvec: dim must be an integer between 1 and 65536, found '0'"
         );
-        assert!(p(&["base_table=t", "dim=-4"]).unwrap_err().contains("found '-4'"));
-        assert!(p(&["base_table=t", "dim=abc"]).unwrap_err().contains("found 'abc'"));
+        assert!(p(&["base_table=t", "dim=-4"])
+            .unwrap_err()
+            .contains("found '-4'"));
+        assert!(p(&["base_table=t", "dim=abc"])
+            .unwrap_err()
+            .contains("found 'abc'"));
         assert!(p(&["base_table=t", "dim=99999999999999999999999"]).is_err());
         assert_eq!(
             p(&["base_table=t", "dim=3", "metric=hamming"]).unwrap_err(),
@@ -184,7 +204,10 @@ mod tests {
             p(&["base_table=t", "dim=3", "type=f64"]).unwrap_err(),
             "pocketvec: unknown type 'f64'; expected f32, f16 or int8"
         );
-        assert_eq!(p(&["base_table=t", "dim=3", "dim=4"]).unwrap_err(), "pocketvec: option dim is given twice");
+        assert_eq!(
+            p(&["base_table=t", "dim=3", "dim=4"]).unwrap_err(),
+            "pocketvec: option dim is given twice"
+        );
         assert_eq!(
             p(&["docs"]).unwrap_err(),
             "pocketvec: expected key=value options (base_table, dim, column, metric, type), found 'docs'"

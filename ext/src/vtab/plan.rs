@@ -130,7 +130,10 @@ pub enum Plan {
 impl Plan {
     pub fn encode(&self) -> (i32, String) {
         match self {
-            Plan::ExactKnn { args } => (PLAN_EXACT_KNN, args.iter().flat_map(|a| a.token()).collect()),
+            Plan::ExactKnn { args } => (
+                PLAN_EXACT_KNN,
+                args.iter().flat_map(|a| a.token()).collect(),
+            ),
         }
     }
     pub fn decode(idx_num: i32, idx_str: &str) -> Result<Plan, String> {
@@ -210,7 +213,11 @@ impl fmt::Display for Unusable {
 /// other constraint was consumed and the ORDER BY is absent or consumed:
 /// otherwise SQLite filters or re-sorts the rows afterwards and a limit
 /// applied inside the scan would return too few or wrong rows.
-pub fn best_index(cons: &[Constraint], order: &[OrderTerm], caps: Caps) -> Result<BestIndex, Unusable> {
+pub fn best_index(
+    cons: &[Constraint],
+    order: &[OrderTerm],
+    caps: Caps,
+) -> Result<BestIndex, Unusable> {
     let mut usage = vec![(0i32, false); cons.len()];
     let mut args: Vec<Arg> = Vec::new();
     let mut handle_in = Vec::new();
@@ -280,11 +287,17 @@ pub fn best_index(cons: &[Constraint], order: &[OrderTerm], caps: Caps) -> Resul
         return Err(Unusable);
     }
 
-    let order_by_consumed = match order {
-        [OrderTerm { column: COL_DISTANCE, desc: false }] => true,
-        [OrderTerm { column: COL_DISTANCE, desc: false }, OrderTerm { column: COL_ROWID, desc: false }] => true,
-        _ => false,
+    // `ORDER BY distance` or `ORDER BY distance, rowid` (the scan's tie
+    // order), both ascending.
+    const DIST: OrderTerm = OrderTerm {
+        column: COL_DISTANCE,
+        desc: false,
     };
+    const ROWID: OrderTerm = OrderTerm {
+        column: COL_ROWID,
+        desc: false,
+    };
+    let order_by_consumed = order == [DIST] || order == [DIST, ROWID];
     if let Some(li) = limit {
         if all_consumed && (order.is_empty() || order_by_consumed) {
             args.push(Arg::Limit);
@@ -307,7 +320,11 @@ pub fn best_index(cons: &[Constraint], order: &[OrderTerm], caps: Caps) -> Resul
     } else {
         COST_FULL_SCAN
     };
-    let rows = if have_k || args.contains(&Arg::Limit) { 10 } else { 100_000 };
+    let rows = if have_k || args.contains(&Arg::Limit) {
+        10
+    } else {
+        100_000
+    };
     Ok(BestIndex {
         usage,
         handle_in,
@@ -325,25 +342,48 @@ mod tests {
     const CAPS: Caps = Caps { vtab_in: true };
 
     fn c(column: i32, op: u8) -> Constraint {
-        Constraint { column, op, usable: true, is_in: false }
+        Constraint {
+            column,
+            op,
+            usable: true,
+            is_in: false,
+        }
     }
     fn by_distance() -> Vec<OrderTerm> {
-        vec![OrderTerm { column: COL_DISTANCE, desc: false }]
+        vec![OrderTerm {
+            column: COL_DISTANCE,
+            desc: false,
+        }]
     }
 
     #[test]
     fn seed_form_takes_limit() {
         let b = best_index(&[c(0, OP_LIMIT)], &by_distance(), CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Limit] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Limit]
+            }
+        );
         assert_eq!(b.usage, vec![(1, false)]);
         assert!(b.order_by_consumed);
     }
 
     #[test]
     fn stateless_form_consumes_query_k_limit_offset() {
-        let cons = [c(COL_QUERY, OP_EQ), c(COL_K, OP_EQ), c(0, OP_LIMIT), c(0, OP_OFFSET)];
+        let cons = [
+            c(COL_QUERY, OP_EQ),
+            c(COL_K, OP_EQ),
+            c(0, OP_LIMIT),
+            c(0, OP_OFFSET),
+        ];
         let b = best_index(&cons, &by_distance(), CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Query, Arg::K, Arg::Limit, Arg::Offset] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Query, Arg::K, Arg::Limit, Arg::Offset]
+            }
+        );
         assert_eq!(b.usage, vec![(1, true), (2, true), (3, false), (4, false)]);
     }
 
@@ -352,40 +392,76 @@ mod tests {
         // `distance = 0.5` is not consumed: SQLite filters afterwards.
         let cons = [c(COL_QUERY, OP_EQ), c(COL_DISTANCE, OP_EQ), c(0, OP_LIMIT)];
         let b = best_index(&cons, &by_distance(), CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Query] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Query]
+            }
+        );
         assert_eq!(b.usage[2], (0, false));
         // An unusable constraint is evaluated by SQLite too.
         let mut cons = [c(COL_QUERY, OP_EQ), c(COL_ROWID, OP_GT), c(0, OP_LIMIT)];
         cons[1].usable = false;
         let b = best_index(&cons, &by_distance(), CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Query] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Query]
+            }
+        );
     }
 
     #[test]
     fn limit_is_dropped_when_sqlite_sorts() {
-        let order = [OrderTerm { column: COL_ROWID, desc: false }];
+        let order = [OrderTerm {
+            column: COL_ROWID,
+            desc: false,
+        }];
         let b = best_index(&[c(COL_QUERY, OP_EQ), c(0, OP_LIMIT)], &order, CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Query] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Query]
+            }
+        );
         assert!(!b.order_by_consumed);
-        let desc = [OrderTerm { column: COL_DISTANCE, desc: true }];
+        let desc = [OrderTerm {
+            column: COL_DISTANCE,
+            desc: true,
+        }];
         let b = best_index(&[c(0, OP_LIMIT)], &desc, CAPS).unwrap();
         assert!(!b.order_by_consumed);
         assert_eq!(b.plan, Plan::ExactKnn { args: vec![] });
         // No ORDER BY at all: rows come nearest first, LIMIT applies.
         let b = best_index(&[c(0, OP_LIMIT)], &[], CAPS).unwrap();
-        assert_eq!(b.plan, Plan::ExactKnn { args: vec![Arg::Limit] });
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Limit]
+            }
+        );
     }
 
     #[test]
     fn filters_are_consumed() {
         let mut inc = c(COL_ROWID, OP_EQ);
         inc.is_in = true;
-        let cons = [inc, c(COL_ROWID, OP_GE), c(COL_DISTANCE, OP_LT), c(COL_K, OP_EQ)];
+        let cons = [
+            inc,
+            c(COL_ROWID, OP_GE),
+            c(COL_DISTANCE, OP_LT),
+            c(COL_K, OP_EQ),
+        ];
         let b = best_index(&cons, &[], CAPS).unwrap();
         assert_eq!(
             b.plan,
             Plan::ExactKnn {
-                args: vec![Arg::RowidIn, Arg::Rowid(CmpOp::Ge), Arg::Distance(CmpOp::Lt), Arg::K]
+                args: vec![
+                    Arg::RowidIn,
+                    Arg::Rowid(CmpOp::Ge),
+                    Arg::Distance(CmpOp::Lt),
+                    Arg::K
+                ]
             }
         );
         assert_eq!(b.handle_in, vec![0]);
@@ -394,7 +470,12 @@ mod tests {
 
     #[test]
     fn old_hosts_leave_rowid_eq_to_sqlite() {
-        let b = best_index(&[c(COL_ROWID, OP_EQ), c(0, OP_LIMIT)], &[], Caps { vtab_in: false }).unwrap();
+        let b = best_index(
+            &[c(COL_ROWID, OP_EQ), c(0, OP_LIMIT)],
+            &[],
+            Caps { vtab_in: false },
+        )
+        .unwrap();
         assert_eq!(b.plan, Plan::ExactKnn { args: vec![] });
     }
 

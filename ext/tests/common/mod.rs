@@ -83,7 +83,8 @@ pub trait Conn {
         }
     }
     fn rows(&self, sql: &str, params: &[Val]) -> Vec<Vec<Val>> {
-        self.query(sql, params).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        self.query(sql, params)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
     fn one(&self, sql: &str, params: &[Val]) -> Val {
         let r = self.rows(sql, params);
@@ -110,14 +111,26 @@ pub fn ext_path() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
-    let name = format!("{}pocketvec0{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    let candidates = [deps.join(&name), deps.parent().expect("profile dir").join(&name)];
+    let name = format!(
+        "{}pocketvec0{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let candidates = [
+        deps.join(&name),
+        deps.parent().expect("profile dir").join(&name),
+    ];
     candidates
         .iter()
         .filter(|p| p.exists())
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .cloned()
-        .unwrap_or_else(|| panic!("{name} not found next to {}; build it or set POCKETVEC_EXT", exe.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found next to {}; build it or set POCKETVEC_EXT",
+                exe.display()
+            )
+        })
 }
 
 /// Deterministic generator (splitmix64).
@@ -159,7 +172,9 @@ pub fn i8_blob(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
 }
 pub fn blob_f32(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -184,7 +199,12 @@ pub fn dist64(m: Metric, a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     match m {
         Metric::Dot => -dot,
-        Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        Metric::L2 => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt(),
         Metric::Cosine => {
             let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
             let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -214,9 +234,14 @@ pub fn assert_topk(got: &[(i64, f64)], all: &[(i64, f64)], n: usize, tol: f64, c
     let mut seen = std::collections::HashSet::new();
     for (i, &(id, d)) in got.iter().enumerate() {
         assert!(seen.insert(id), "{ctx}: id {id} returned twice");
-        let t = *truth.get(&id).unwrap_or_else(|| panic!("{ctx}: unknown id {id}"));
+        let t = *truth
+            .get(&id)
+            .unwrap_or_else(|| panic!("{ctx}: unknown id {id}"));
         let scale = 1.0 + t.abs();
-        assert!((t - d).abs() <= tol * scale, "{ctx}: id {id} reported {d}, true {t}");
+        assert!(
+            (t - d).abs() <= tol * scale,
+            "{ctx}: id {id} reported {d}, true {t}"
+        );
         assert!(
             (all[i].1 - d).abs() <= tol * scale,
             "{ctx}: rank {i}: got id {id} at {d}, reference has id {} at {}",

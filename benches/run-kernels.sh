@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Short kernels benchmark run (a few minutes) and the table of ratios.
+# Extra arguments go to criterion, e.g. `bash benches/run-kernels.sh cosine_f32`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p pocketvec-benches --bench kernels -- --warm-up-time 0.2 --measurement-time 0.5 "$@"
+out="${CARGO_TARGET_DIR:-target}"
+python3 benches/ratio_table.py "$out/criterion" | tee "$out/kernels-ratios.md"

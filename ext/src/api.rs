@@ -318,7 +318,7 @@ impl<'a> Value<'a> {
     /// A short description for error messages: type and size.
     pub fn describe(self) -> String {
         match self.value_type() {
-            ValueType::Blob => format!("a {}-byte BLOB", self.blob().len()),
+            ValueType::Blob => format!("a BLOB of {} bytes", self.blob().len()),
             ValueType::Text => {
                 let t = String::from_utf8_lossy(self.text()).into_owned();
                 format!("text '{}'", shorten(&t, 40))

@@ -144,7 +144,7 @@ impl Vector {
         }
         if bytes.len() % t.size() != 0 {
             return Err(format!(
-                "a BLOB of {} values needs a length divisible by {}, found a {}-byte BLOB",
+                "a BLOB of {} values needs a length divisible by {}, found a BLOB of {} bytes",
                 t.name(),
                 t.size(),
                 bytes.len()
@@ -364,14 +364,14 @@ impl Input<'_> {
     pub fn decode_for_table(&self, t: ElemType, dim: usize) -> Result<Vector, String> {
         let expected = || {
             let mut s = format!(
-                "{dim} dimensions (a {}-byte {} BLOB",
+                "{dim} dimensions (a BLOB of {} bytes as {}",
                 dim * t.size(),
                 t.name()
             );
             if t != ElemType::F32 {
-                let _ = write!(s, ", a {}-byte f32 BLOB", dim * 4);
+                let _ = write!(s, ", of {} bytes as f32", dim * 4);
             }
-            let _ = write!(s, " or a JSON array of {dim} numbers)");
+            let _ = write!(s, ", or a JSON array of {dim} numbers)");
             s
         };
         let v = match self {
@@ -411,7 +411,7 @@ impl Input<'_> {
                     Vector::from_blob(ElemType::F32, bytes)?
                 } else {
                     return Err(format!(
-                        "expected {}, found a {}-byte BLOB",
+                        "expected {}, found a BLOB of {} bytes",
                         expected(),
                         bytes.len()
                     ));
@@ -432,7 +432,7 @@ impl Input<'_> {
                 }
                 if bytes.len() % t.size() != 0 {
                     return Err(format!(
-                        "a BLOB of {} values needs a length divisible by {}, found a {}-byte BLOB \
+                        "a BLOB of {} values needs a length divisible by {}, found a BLOB of {} bytes \
                          (tag other types with pocketvec_f16()/pocketvec_int8())",
                         t.name(),
                         t.size(),
@@ -492,7 +492,7 @@ mod tests {
         );
         assert_eq!(
             Vector::from_blob(ElemType::F32, &b[..7]).unwrap_err(),
-            "a BLOB of f32 values needs a length divisible by 4, found a 7-byte BLOB"
+            "a BLOB of f32 values needs a length divisible by 4, found a BLOB of 7 bytes"
         );
         assert_eq!(
             Vector::from_blob(ElemType::F32, &f32_bytes(&[1.0, f32::NAN])).unwrap_err(),
@@ -554,11 +554,11 @@ mod tests {
             Input::Blob { bytes: &b[..12], tag: None }
                 .decode_for_table(ElemType::F32, 4)
                 .unwrap_err(),
-            "expected 4 dimensions (a 16-byte f32 BLOB or a JSON array of 4 numbers), found a 12-byte BLOB"
+            "expected 4 dimensions (a BLOB of 16 bytes as f32, or a JSON array of 4 numbers), found a BLOB of 12 bytes"
         );
         assert_eq!(
             Input::Json("[1,2,3]").decode_for_table(ElemType::F16, 4).unwrap_err(),
-            "expected 4 dimensions (a 8-byte f16 BLOB, a 16-byte f32 BLOB or a JSON array of 4 numbers), \
+            "expected 4 dimensions (a BLOB of 8 bytes as f16, of 16 bytes as f32, or a JSON array of 4 numbers), \
              found a JSON array of 3 numbers"
         );
     }

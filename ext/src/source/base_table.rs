@@ -190,7 +190,7 @@ impl BaseTable {
 
     fn bad_row(&self, id: i64, found: &str) -> String {
         format!(
-            "pocketvec: row {id} of {}.{} holds {found}; virtual table {} expects a {}-byte BLOB ({} {} values) \
+            "pocketvec: row {id} of {}.{} holds {found}; virtual table {} expects a BLOB of {} bytes ({} {} values) \
              or NULL",
             quote_ident(&self.table),
             quote_ident(&self.column),
@@ -222,7 +222,7 @@ impl BaseTable {
             }
             let b = st.column_blob(1);
             if b.len() != row_bytes {
-                return Err(self.bad_row(id, &format!("a {}-byte BLOB", b.len())));
+                return Err(self.bad_row(id, &format!("a BLOB of {} bytes", b.len())));
             }
             scorer.add(id, b, out)?;
         }

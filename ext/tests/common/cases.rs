@@ -640,7 +640,7 @@ pub fn set_q_is_per_connection_and_overridable(open: Opener) {
     assert_eq!(
         c1.err("SELECT rowid FROM ann4 LIMIT 1", &[]),
         "pocketvec: the pocketvec_set_q vector does not fit table \"ann4\": expected 4 dimensions \
-         (a 16-byte f32 BLOB or a JSON array of 4 numbers), found a 32-byte BLOB"
+         (a BLOB of 16 bytes as f32, or a JSON array of 4 numbers), found a BLOB of 32 bytes"
     );
     // query = ? overrides it.
     assert_topk(
@@ -760,7 +760,7 @@ pub fn null_rows_skipped_bad_rows_named(open: Opener) {
     );
     assert_eq!(
         c.err("SELECT rowid FROM ann WHERE query = ? AND k = 3", &[q.clone()]),
-        "pocketvec: row 6 of \"docs\".\"vec\" holds a 12-byte BLOB; virtual table \"ann\" expects a 16-byte BLOB \
+        "pocketvec: row 6 of \"docs\".\"vec\" holds a BLOB of 12 bytes; virtual table \"ann\" expects a BLOB of 16 bytes \
          (4 f32 values) or NULL"
     );
     // Rows the filters exclude are not read.
@@ -775,7 +775,7 @@ pub fn null_rows_skipped_bad_rows_named(open: Opener) {
     c.ok("UPDATE docs SET vec = 'oops' WHERE id = 6");
     assert_eq!(
         c.err("SELECT rowid FROM ann WHERE query = ?", &[q.clone()]),
-        "pocketvec: row 6 of \"docs\".\"vec\" holds text; virtual table \"ann\" expects a 16-byte BLOB \
+        "pocketvec: row 6 of \"docs\".\"vec\" holds text; virtual table \"ann\" expects a BLOB of 16 bytes \
          (4 f32 values) or NULL"
     );
     c.ok("UPDATE docs SET vec = 7 WHERE id = 6");
@@ -1069,7 +1069,7 @@ pub fn bad_function_inputs(open: Opener) {
         ),
         (
             "SELECT pocketvec_dim(x'000000')",
-            "pocketvec_dim: argument 1: a BLOB of f32 values needs a length divisible by 4, found a 3-byte BLOB",
+            "pocketvec_dim: argument 1: a BLOB of f32 values needs a length divisible by 4, found a BLOB of 3 bytes",
         ),
         ("SELECT pocketvec_dim(x'')", "pocketvec_dim: argument 1: expected a vector of f32 values, found an empty BLOB"),
         (
@@ -1123,7 +1123,7 @@ pub fn bad_function_inputs(open: Opener) {
         ),
         (
             "SELECT pocketvec_set_q(x'000000')",
-            "pocketvec_set_q: a BLOB of f32 values needs a length divisible by 4, found a 3-byte BLOB \
+            "pocketvec_set_q: a BLOB of f32 values needs a length divisible by 4, found a BLOB of 3 bytes \
              (tag other types with pocketvec_f16()/pocketvec_int8())",
         ),
         (
@@ -1158,14 +1158,14 @@ pub fn bad_query_inputs(open: Opener) {
     );
     let qv = |v: Val| c.err("SELECT rowid FROM ann WHERE query = ? AND k = 3", &[v]);
     let prefix = format!("pocketvec: query vector for {label}: ");
-    let dims = "expected 4 dimensions (a 16-byte f32 BLOB or a JSON array of 4 numbers)";
+    let dims = "expected 4 dimensions (a BLOB of 16 bytes as f32, or a JSON array of 4 numbers)";
     assert_eq!(
         qv(Val::Blob(f32_blob(&[1.0, 2.0, 3.0]))),
-        format!("{prefix}{dims}, found a 12-byte BLOB")
+        format!("{prefix}{dims}, found a BLOB of 12 bytes")
     );
     assert_eq!(
         qv(Val::Blob(vec![0; 13])),
-        format!("{prefix}{dims}, found a 13-byte BLOB")
+        format!("{prefix}{dims}, found a BLOB of 13 bytes")
     );
     assert_eq!(
         qv(Val::Text("[1,2,3]".into())),

@@ -37,6 +37,8 @@ def _library_file_name() -> str:
 class ExtensionNotFound(FileNotFoundError):
     """The extension library is not where the package expects it."""
 
+    __module__ = "pocketvec"
+
 
 class ExtensionLoadingUnavailable(sqlite3.NotSupportedError):
     """The connection cannot load SQLite extensions at all.
@@ -46,6 +48,8 @@ class ExtensionLoadingUnavailable(sqlite3.NotSupportedError):
     (and so a :class:`sqlite3.Error`): the DB-API exception for "this database
     interface does not support the operation".
     """
+
+    __module__ = "pocketvec"
 
 
 def loadable_path() -> str:

@@ -174,15 +174,11 @@ def adapt_ndarray(arr: Any) -> bytes:
             "pocketvec binds a numpy array as one vector (a non-empty 1-D array), "
             f"got shape {arr.shape}; bind rows one at a time, e.g. executemany"
         )
-    kind = arr.dtype
-    if kind == np.float64:
+    kind = arr.dtype.str[1:]  # without byte order: "f8", "f4", "f2", "i1", ...
+    if kind == "f8":
         return _to_float(arr, "<f4", "float64 vector parameter")
-    if kind == np.float32:
-        return bytes(np.ascontiguousarray(arr, dtype="<f4").data)
-    if kind == np.float16:
-        return bytes(np.ascontiguousarray(arr, dtype="<f2").data)
-    if kind == np.int8:
-        return bytes(np.ascontiguousarray(arr).data)
+    if kind in ("f4", "f2", "i1"):
+        return bytes(np.ascontiguousarray(arr, dtype="<" + kind).data)
     raise TypeError(
         f"pocketvec cannot bind a numpy array of dtype {arr.dtype} as a vector: "
         "convert it with .astype(np.float32) (f32 vector) or .astype(np.int8) "

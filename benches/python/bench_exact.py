@@ -120,24 +120,29 @@ def check(rows, want, name):
 
 
 def run_config(label, pragmas, pv, sv, ext, queries, wants, n_cold):
-    out = {}
-    for name, path, f in (("pocketvec", pv, q_pocketvec), ("sqlite-vec", sv, q_sqlitevec)):
-        cold = []
-        for i in range(n_cold):
+    """Alternates the two engines query by query, so load on the machine
+    hits both alike."""
+    engines = (("pocketvec", pv, q_pocketvec), ("sqlite-vec", sv, q_sqlitevec))
+    cold = {name: [] for name, _, _ in engines}
+    for i in range(n_cold):
+        for name, path, f in engines:
             con = connect(path, ext, pragmas)
             dt, rows = timed(f, con, queries[i % len(queries)])
             check(rows, wants[i % len(queries)], name)
-            cold.append(dt)
+            cold[name].append(dt)
             con.close()
-        con = connect(path, ext, pragmas)
-        f(con, queries[0])  # warm-up
-        warm = []
-        for q, want in zip(queries, wants):
-            dt, rows = timed(f, con, q)
+    cons = {name: connect(path, ext, pragmas) for name, path, _ in engines}
+    for name, _, f in engines:
+        f(cons[name], queries[0])  # warm-up
+    warm = {name: [] for name, _, _ in engines}
+    for q, want in zip(queries, wants):
+        for name, _, f in engines:
+            dt, rows = timed(f, cons[name], q)
             check(rows, want, name)
-            warm.append(dt)
-        con.close()
-        out[name] = (statistics.median(cold), statistics.median(warm))
+            warm[name].append(dt)
+    for c in cons.values():
+        c.close()
+    out = {name: (statistics.median(cold[name]), statistics.median(warm[name])) for name, _, _ in engines}
     pc, pw = out["pocketvec"]
     sc, sw = out["sqlite-vec"]
     print(f"\n[{label}]")
@@ -193,8 +198,8 @@ def main():
     if not os.path.exists(a.ext):
         sys.exit(f"{a.ext} not found: run cargo build --release -p pocketvec")
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"python sqlite3 {sqlite3.sqlite_version}; sqlite-vec 0.1.9")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}; python sqlite3 {sqlite3.sqlite_version}")
     x, queries = make_data(a.n, a.dim, a.queries)
     pv, sv = build(pathlib.Path(a.cache), x, a.ext)
     con = connect(":memory:", a.ext, [])

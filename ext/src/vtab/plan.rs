@@ -35,6 +35,12 @@ pub const PLAN_EXACT_KNN: i32 = 1;
 
 /// Cost of a scan over every stored vector, and of a scan restricted by a
 /// rowid set or range. Only the ratios matter to SQLite's planner.
+///
+/// A plain `rowid = x` is priced like a full scan on purpose: in a join
+/// (`ann a JOIN docs d ON a.rowid = d.id`) a cheap price would make SQLite
+/// loop over `docs` and probe `ann` once per row, and each probe would
+/// return that row whatever `k` says. Priced high, SQLite runs the k-NN scan
+/// once as the outer loop and looks the rows up in `docs`.
 const COST_FULL_SCAN: f64 = 1e6;
 const COST_ROWID_SET: f64 = 1e4;
 const COST_ROWID_RANGE: f64 = 1e5;
@@ -263,10 +269,7 @@ pub fn best_index(
                 rowid_set = true;
                 Some(Arg::RowidIn)
             }
-            (COL_ROWID, OP_EQ) if caps.vtab_in => {
-                rowid_set = true;
-                Some(Arg::RowidEq)
-            }
+            (COL_ROWID, OP_EQ) if caps.vtab_in => Some(Arg::RowidEq),
             (COL_ROWID, op) => CmpOp::from_code(op).map(|o| {
                 rowid_range = true;
                 Arg::Rowid(o)

@@ -1,16 +1,14 @@
 //! k-means (Lloyd) with a fixed seed, used for the coarse quantizer
 //! (lists) and for each PQ sub-quantizer.
 //!
-//! * Init: k-means++ (D² sampling with the seed) on a pool of at most
-//!   `max(4k, 16384)` training points. k-means++ costs one pass over the
+//! * Init: greedy k-means++ (D² sampling with the seed, `2 + ln k` trials
+//!   per step when cheap) on a pool of at most `max(8k, 4096)` points. k-means++ costs one pass over the
 //!   pool per centroid, so a pool keeps it well below one Lloyd iteration
 //!   on the full sample, while still avoiding the "two seeds in one
 //!   cluster, none in another" failures of uniform random init.
-//! * Assignment, the only expensive step, is a blocked one-to-many dot
-//!   product: a tile of centroids that stays in L2 is scored against a tile
-//!   of points with `kernels::Kernels::distances_f32(Metric::Dot, ..)`
+//! * Assignment, the only expensive step, is a blocked GEMM-like loop
 //!   (`||x-c||² = ||x||² + ||c||² - 2x·c`, and `||x||²` does not change the
-//!   argmin). For tiny dimensions (PQ sub-spaces, `dim < 32`) a transposed
+//!   argmin): 8 points × 32 centroids of register accumulators per panel. For tiny dimensions (PQ sub-spaces, `dim < 32`) a transposed
 //!   centroid table is scored with a loop that the compiler vectorises
 //!   over centroids (pulp dispatch), because per-row kernel calls would be
 //!   dominated by call overhead there.
@@ -57,7 +55,12 @@ pub struct KMeans {
 }
 
 /// Train `cfg.k` centroids on `data` (`n × dim`, row-major).
-pub fn kmeans(kern: Kernels, data: &[f32], dim: usize, cfg: &KMeansConfig) -> Result<KMeans, Error> {
+pub fn kmeans(
+    kern: Kernels,
+    data: &[f32],
+    dim: usize,
+    cfg: &KMeansConfig,
+) -> Result<KMeans, Error> {
     if dim == 0 {
         return Err(invalid("dim", "must be at least 1"));
     }
@@ -97,7 +100,16 @@ pub fn kmeans(kern: Kernels, data: &[f32], dim: usize, cfg: &KMeansConfig) -> Re
     let mut objective = 0f64;
     for _ in 0..cfg.iters.max(1) {
         iterations += 1;
-        assign_points(kern, data, dim, &centroids, cfg.assign, cfg.threads, &mut labels, &mut scores)?;
+        assign_points(
+            kern,
+            data,
+            dim,
+            &centroids,
+            cfg.assign,
+            cfg.threads,
+            &mut labels,
+            &mut scores,
+        )?;
         objective = objective_of(data, dim, cfg.assign, &scores);
         let changed = labels.iter().zip(&prev).filter(|(a, b)| a != b).count();
         if changed == 0 {
@@ -114,9 +126,15 @@ pub fn kmeans(kern: Kernels, data: &[f32], dim: usize, cfg: &KMeansConfig) -> Re
 }
 
 /// k-means++ seeding on a seeded pool of the data.
-fn kmeans_pp(kern: Kernels, data: &[f32], dim: usize, k: usize, seed: u64) -> Result<Vec<f32>, Error> {
+fn kmeans_pp(
+    kern: Kernels,
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    seed: u64,
+) -> Result<Vec<f32>, Error> {
     let n = data.len() / dim;
-    let pool_n = n.min((4 * k).max(16_384));
+    let pool_n = n.min((8 * k).max(4096));
     let pool_idx = sample_indices(n, pool_n, seed);
     let mut pool = Vec::with_capacity(pool_n * dim);
     for &i in &pool_idx {
@@ -130,32 +148,72 @@ fn kmeans_pp(kern: Kernels, data: &[f32], dim: usize, k: usize, seed: u64) -> Re
     let mut tmp = vec![0f32; pool_n];
     let mut taken = vec![false; pool_n];
     taken[first] = true;
-    for c in 1..k {
-        let last = &centroids[(c - 1) * dim..c * dim];
-        sq_dists_to(kern, &pool, dim, last, &mut tmp)?;
-        for (a, &b) in d2.iter_mut().zip(&tmp) {
+    sq_dists_to(kern, &pool, dim, &centroids[..dim], &mut d2)?;
+    // Greedy k-means++ (as scikit-learn): draw `trials` D² candidates per
+    // step and keep the one that lowers the potential most, when the pool
+    // is small enough for the extra passes to be cheap.
+    let trials = {
+        let t = 2 + (k as f64).ln() as usize;
+        if (pool_n as f64) * (k as f64) * (dim as f64) * (t as f64) <= 4e9 {
+            t
+        } else {
+            1
+        }
+    };
+    let mut best_d = vec![0f32; pool_n];
+    for _ in 1..k {
+        let total: f64 = d2.iter().map(|&v| v as f64).sum();
+        let mut best: Option<(f64, usize)> = None;
+        for _ in 0..trials {
+            let pick = if total > 0.0 && total.is_finite() {
+                let mut t = rng.unit_f64() * total;
+                let mut pick = None;
+                for (i, &v) in d2.iter().enumerate() {
+                    t -= v as f64;
+                    if t < 0.0 && !taken[i] {
+                        pick = Some(i);
+                        break;
+                    }
+                }
+                pick.or_else(|| (0..pool_n).rev().find(|&i| !taken[i]))
+            } else {
+                None
+            };
+            // All remaining points coincide with chosen seeds: take any
+            // unused point (duplicates are split by the empty-cluster repair).
+            let Some(pick) = pick.or_else(|| (0..pool_n).find(|&i| !taken[i])) else {
+                break;
+            };
+            if trials == 1 {
+                best = Some((0.0, pick));
+                break;
+            }
+            sq_dists_to(
+                kern,
+                &pool,
+                dim,
+                &pool[pick * dim..(pick + 1) * dim],
+                &mut tmp,
+            )?;
+            let pot: f64 = d2.iter().zip(&tmp).map(|(&a, &b)| a.min(b) as f64).sum();
+            if best.is_none_or(|(p, _)| pot < p) {
+                best = Some((pot, pick));
+                std::mem::swap(&mut best_d, &mut tmp);
+            }
+        }
+        let pick = best.map_or(0, |b| b.1);
+        if trials == 1 {
+            sq_dists_to(
+                kern,
+                &pool,
+                dim,
+                &pool[pick * dim..(pick + 1) * dim],
+                &mut best_d,
+            )?;
+        }
+        for (a, &b) in d2.iter_mut().zip(&best_d) {
             *a = a.min(b);
         }
-        let total: f64 = d2.iter().map(|&v| v as f64).sum();
-        let pick = if total > 0.0 && total.is_finite() {
-            let mut t = rng.unit_f64() * total;
-            let mut pick = None;
-            for (i, &v) in d2.iter().enumerate() {
-                t -= v as f64;
-                if t < 0.0 && !taken[i] {
-                    pick = Some(i);
-                    break;
-                }
-            }
-            pick.or_else(|| (0..pool_n).rev().find(|&i| !taken[i]))
-        } else {
-            None
-        };
-        // All remaining points coincide with chosen seeds: take any unused
-        // point (duplicates are then split apart by the empty-cluster repair).
-        let pick = pick
-            .or_else(|| (0..pool_n).find(|&i| !taken[i]))
-            .unwrap_or(c % pool_n);
         taken[pick] = true;
         centroids.extend_from_slice(&pool[pick * dim..(pick + 1) * dim]);
     }
@@ -163,7 +221,13 @@ fn kmeans_pp(kern: Kernels, data: &[f32], dim: usize, k: usize, seed: u64) -> Re
 }
 
 /// `out[i] = ||pool_i - c||²`.
-fn sq_dists_to(kern: Kernels, pool: &[f32], dim: usize, c: &[f32], out: &mut [f32]) -> Result<(), Error> {
+fn sq_dists_to(
+    kern: Kernels,
+    pool: &[f32],
+    dim: usize,
+    c: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
     if dim >= 32 {
         kern.distances_f32(Metric::L2, c, pool, None, out)?;
         out.iter_mut().for_each(|v| *v *= *v);
@@ -226,7 +290,9 @@ fn update(
         if counts[ci] != 0 {
             continue;
         }
-        let cj = (0..k).max_by_key(|&j| (counts[j], std::cmp::Reverse(j))).unwrap_or(0);
+        let cj = (0..k)
+            .max_by_key(|&j| (counts[j], std::cmp::Reverse(j)))
+            .unwrap_or(0);
         if counts[cj] < 2 {
             break; // nothing left to split (n == k with duplicates)
         }
@@ -262,7 +328,7 @@ fn update(
 /// `||c||² - 2x·c` (L2) or `-x·c` (inner product); smaller is nearer.
 #[allow(clippy::too_many_arguments)]
 pub fn assign_points(
-    kern: Kernels,
+    _kern: Kernels,
     data: &[f32],
     dim: usize,
     centroids: &[f32],
@@ -288,7 +354,11 @@ pub fn assign_points(
         Assign::InnerProduct => vec![0.0; k],
     };
     let small = dim < 32;
-    let transposed = if small { transpose(centroids, k, dim) } else { Vec::new() };
+    let transposed = if small {
+        transpose(centroids, k, dim)
+    } else {
+        panels(centroids, k, dim)
+    };
     let l2 = assign == Assign::L2;
     let threads = threads.clamp(1, 64);
     // Below ~2M multiply-adds a thread is not worth its start-up.
@@ -297,10 +367,10 @@ pub fn assign_points(
     let run = |pts: &[f32], lab: &mut [u32], sco: &mut [f32]| -> Result<(), Error> {
         if small {
             assign_small(pts, dim, &transposed, k, &csq, l2, lab, sco);
-            Ok(())
         } else {
-            assign_tiled(kern, pts, dim, centroids, &csq, l2, lab, sco)
+            assign_gemm(pts, dim, &transposed, k, &csq, l2, lab, sco);
         }
+        Ok(())
     };
     if threads <= 1 {
         return run(data, labels, scores);
@@ -337,51 +407,220 @@ pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+/// Centroids per register panel and points per register tile of the
+/// GEMM-like assignment kernel: 8 × 32 f32 accumulators = 16 AVX-512 (or
+/// 32 AVX2) registers, fed by one 32-wide panel row load and 8 broadcasts
+/// per dimension.
+const NC: usize = 32;
+const NP: usize = 8;
+
+/// Centroids re-laid out as panels of `NC` (zero-padded): panel `p`, row
+/// `d` holds dimension `d` of centroids `p*NC .. p*NC+NC`.
+pub(crate) fn panels(centroids: &[f32], k: usize, dim: usize) -> Vec<f32> {
+    let np = k.div_ceil(NC);
+    let mut out = vec![0f32; np * dim * NC];
+    for c in 0..k {
+        let (p, l) = (c / NC, c % NC);
+        for d in 0..dim {
+            out[(p * dim + d) * NC + l] = centroids[c * dim + d];
+        }
+    }
+    out
+}
+
+/// Blocked "points × centroidsᵀ" assignment: a register tile of NP points
+/// against a panel of NC centroids, accumulated over all dimensions, then
+/// folded into each point's running best. The plain loops are written for
+/// the auto-vectoriser and compiled under pulp's runtime-detected target
+/// features (AVX-512 / AVX2+FMA).
 #[allow(clippy::too_many_arguments)]
-fn assign_tiled(
-    kern: Kernels,
+fn assign_gemm(
     pts: &[f32],
     dim: usize,
-    centroids: &[f32],
+    panel: &[f32],
+    k: usize,
     csq: &[f32],
     l2: bool,
     labels: &mut [u32],
     scores: &mut [f32],
-) -> Result<(), Error> {
-    const POINT_TILE: usize = 64;
-    // A centroid tile of ~96 KiB stays in L2 while a point tile streams by.
-    let ctile = (24 * 1024 / dim).max(8);
-    let k = centroids.len() / dim;
-    let mut out = vec![0f32; ctile];
-    for (pt, (lab, sco)) in pts
-        .chunks(POINT_TILE * dim)
-        .zip(labels.chunks_mut(POINT_TILE).zip(scores.chunks_mut(POINT_TILE)))
-    {
-        sco.fill(f32::INFINITY);
-        lab.fill(0);
-        let mut c0 = 0;
-        while c0 < k {
-            let c1 = (c0 + ctile).min(k);
-            let block = &centroids[c0 * dim..c1 * dim];
-            let out = &mut out[..c1 - c0];
-            for (i, x) in pt.chunks_exact(dim).enumerate() {
-                // out[j] = -x·c_j
-                kern.distances_f32(Metric::Dot, x, block, None, out)?;
-                let (mut best, mut bi) = (sco[i], lab[i]);
-                for (j, &nd) in out.iter().enumerate() {
-                    let s = if l2 { csq[c0 + j] + 2.0 * nd } else { nd };
-                    if s < best {
-                        best = s;
-                        bi = (c0 + j) as u32;
+) {
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            let n = pts.len() / dim;
+            let npanels = k.div_ceil(NC);
+            let mut xt = vec![0f32; dim * NP];
+            let mut i0 = 0;
+            while i0 < n {
+                let np = NP.min(n - i0);
+                // Transpose the point tile: xt[d][p].
+                for p in 0..NP {
+                    for d in 0..dim {
+                        xt[d * NP + p] = if p < np { pts[(i0 + p) * dim + d] } else { 0.0 };
                     }
                 }
-                sco[i] = best;
-                lab[i] = bi;
+                let mut best = [f32::INFINITY; NP];
+                let mut bi = [0u32; NP];
+                for pi in 0..npanels {
+                    let pan = &panel[pi * dim * NC..(pi + 1) * dim * NC];
+                    let mut acc = [[0f32; NC]; NP];
+                    microkernel(avx512, pan, &xt, &mut acc);
+                    let c0 = pi * NC;
+                    let nc = NC.min(k - c0);
+                    for p in 0..np {
+                        for c in 0..nc {
+                            let s = if l2 {
+                                csq[c0 + c] - 2.0 * acc[p][c]
+                            } else {
+                                -acc[p][c]
+                            };
+                            if s < best[p] {
+                                best[p] = s;
+                                bi[p] = (c0 + c) as u32;
+                            }
+                        }
+                    }
+                }
+                labels[i0..i0 + np].copy_from_slice(&bi[..np]);
+                scores[i0..i0 + np].copy_from_slice(&best[..np]);
+                i0 += np;
             }
-            c0 = c1;
+        },
+    )
+}
+
+/// `out[c] = x · centroid_c` for all `k` centroids stored as panels (one
+/// query against every list: the probe step).
+pub(crate) fn dots_panels(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {
+    let npanels = k.div_ceil(NC);
+    assert!(panel.len() == npanels * dim * NC && x.len() == dim && out.len() == k);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F detected; lengths asserted above.
+        unsafe { dots_panels_avx512(panel, k, dim, x, out) };
+        return;
+    }
+    pulp::Arch::new().dispatch(
+        #[inline(always)]
+        || {
+            for pi in 0..npanels {
+                let mut acc = [0f32; NC];
+                for (t, &xv) in panel[pi * dim * NC..(pi + 1) * dim * NC]
+                    .chunks_exact(NC)
+                    .zip(x)
+                {
+                    let t: &[f32; NC] = t.try_into().expect("panel row");
+                    for c in 0..NC {
+                        acc[c] += xv * t[c];
+                    }
+                }
+                let c0 = pi * NC;
+                let nc = NC.min(k - c0);
+                out[c0..c0 + nc].copy_from_slice(&acc[..nc]);
+            }
+        },
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_panels_avx512(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let npanels = k.div_ceil(NC);
+    for pi in 0..npanels {
+        let pp = panel[pi * dim * NC..].as_ptr();
+        let (mut a0, mut a1, mut b0, mut b1) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
+        let mut d = 0;
+        // SAFETY (all loads below): d < dim, panel pi has dim*NC elements.
+        while d + 2 <= dim {
+            unsafe {
+                let x0 = _mm512_set1_ps(x[d]);
+                let x1 = _mm512_set1_ps(x[d + 1]);
+                a0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pp.add(d * NC)), a0);
+                a1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pp.add(d * NC + 16)), a1);
+                b0 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(pp.add((d + 1) * NC)), b0);
+                b1 = _mm512_fmadd_ps(x1, _mm512_loadu_ps(pp.add((d + 1) * NC + 16)), b1);
+            }
+            d += 2;
+        }
+        if d < dim {
+            unsafe {
+                let x0 = _mm512_set1_ps(x[d]);
+                a0 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pp.add(d * NC)), a0);
+                a1 = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pp.add(d * NC + 16)), a1);
+            }
+        }
+        let mut acc = [0f32; NC];
+        // SAFETY: acc has 32 f32.
+        unsafe {
+            _mm512_storeu_ps(acc.as_mut_ptr(), _mm512_add_ps(a0, b0));
+            _mm512_storeu_ps(acc.as_mut_ptr().add(16), _mm512_add_ps(a1, b1));
+        }
+        let c0 = pi * NC;
+        let nc = NC.min(k - c0);
+        out[c0..c0 + nc].copy_from_slice(&acc[..nc]);
+    }
+}
+
+/// `acc[p][c] += Σ_d xt[d][p] · pan[d][c]` over one panel.
+#[inline(always)]
+fn microkernel(avx512: bool, pan: &[f32], xt: &[f32], acc: &mut [[f32; NC]; NP]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        // SAFETY: AVX-512F was detected at run time.
+        unsafe { microkernel_avx512(pan, xt, acc) };
+        return;
+    }
+    let _ = avx512;
+    for (t, x) in pan.chunks_exact(NC).zip(xt.chunks_exact(NP)) {
+        let t: &[f32; NC] = t.try_into().expect("panel row");
+        let x: &[f32; NP] = x.try_into().expect("tile column");
+        for p in 0..NP {
+            let xv = x[p];
+            for c in 0..NC {
+                acc[p][c] += xv * t[c];
+            }
         }
     }
-    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn microkernel_avx512(pan: &[f32], xt: &[f32], acc: &mut [[f32; NC]; NP]) {
+    use std::arch::x86_64::*;
+    let dim = pan.len() / NC;
+    assert!(xt.len() >= dim * NP);
+    let mut a = [_mm512_setzero_ps(); 2 * NP];
+    let (pp, xp) = (pan.as_ptr(), xt.as_ptr());
+    for d in 0..dim {
+        // SAFETY: d < dim: the two panel loads and NP broadcasts are in
+        // bounds (pan has dim*NC, xt at least dim*NP elements).
+        unsafe {
+            let t0 = _mm512_loadu_ps(pp.add(d * NC));
+            let t1 = _mm512_loadu_ps(pp.add(d * NC + 16));
+            for p in 0..NP {
+                let x = _mm512_set1_ps(*xp.add(d * NP + p));
+                a[2 * p] = _mm512_fmadd_ps(x, t0, a[2 * p]);
+                a[2 * p + 1] = _mm512_fmadd_ps(x, t1, a[2 * p + 1]);
+            }
+        }
+    }
+    for p in 0..NP {
+        // SAFETY: acc[p] has NC = 32 f32.
+        unsafe {
+            _mm512_storeu_ps(acc[p].as_mut_ptr(), a[2 * p]);
+            _mm512_storeu_ps(acc[p].as_mut_ptr().add(16), a[2 * p + 1]);
+        }
+    }
 }
 
 /// Scores `s[c] = csq[c] - 2 Σ_d x_d t[d][c]` (or `-Σ x_d t[d][c]`) for a
@@ -426,13 +665,9 @@ pub(crate) fn assign_small(
 /// Index and value of the smallest element (first on ties).
 #[inline(always)]
 pub(crate) fn argmin(v: &[f32]) -> (usize, f32) {
-    let mut best = f32::INFINITY;
-    let mut bi = 0;
-    for (j, &s) in v.iter().enumerate() {
-        if s < best {
-            best = s;
-            bi = j;
-        }
-    }
+    // Two vectorisable passes (min, then its first position) beat one
+    // branchy pass. Inputs are finite.
+    let best = v.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+    let bi = v.iter().position(|&s| s == best).unwrap_or(0);
     (bi, best)
 }

@@ -284,7 +284,8 @@ impl ListChunk {
         match l.kind {
             QuantizerKind::Pq => {
                 if i % BLOCK == 0 {
-                    self.codes.resize(self.codes.len() + BLOCK * l.code_bytes, 0);
+                    self.codes
+                        .resize(self.codes.len() + BLOCK * l.code_bytes, 0);
                 }
                 let base = (i / BLOCK) * BLOCK * l.code_bytes + i % BLOCK;
                 for (j, &c) in code.iter().enumerate() {

@@ -4,7 +4,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{corrupt, invalid, Error};
-use crate::kmeans::{assign_points, kmeans, Assign, KMeansConfig};
+use crate::kmeans::{assign_points, dots_panels, kmeans, panels, Assign, KMeansConfig};
 use crate::list::CodeLayout;
 use crate::pq::{Pq, KSUB};
 use crate::rng::sample_indices;
@@ -115,7 +115,7 @@ impl IvfParams {
             kmeans_iters: 10,
             pq_iters: 12,
             train_points_per_list: 64,
-            pq_train_points: 32_768,
+            pq_train_points: 16_384,
         }
     }
 
@@ -133,10 +133,11 @@ impl IvfParams {
         dim.div_ceil(4).max(1)
     }
 
-    /// Default `nprobe` for a model with `lists` lists: `lists/16`, at
-    /// least 8 (and at most `lists`).
+    /// Default `nprobe` for a model with `lists` lists: `lists/10`, at
+    /// least 8 (and at most `lists`). On the real MiniLM embeddings
+    /// (30k, 693 lists) `lists/16` gives recall@10 ≈ 0.94, `lists/10` ≈ 0.96.
     pub fn default_nprobe(lists: usize) -> usize {
-        (lists / 16).max(8).min(lists.max(1))
+        (lists / 10).max(8).min(lists.max(1))
     }
 
     /// How many training vectors [`IvfModel::train`] uses (it subsamples a
@@ -160,7 +161,10 @@ impl IvfParams {
     /// Checks every field; `Err(InvalidParameter)` names the bad one.
     pub fn validate(&self) -> Result<(), Error> {
         if self.dim == 0 || self.dim > MAX_DIM {
-            return Err(invalid("dim", format!("must be in 1..={MAX_DIM}, got {}", self.dim)));
+            return Err(invalid(
+                "dim",
+                format!("must be in 1..={MAX_DIM}, got {}", self.dim),
+            ));
         }
         if self.lists == 0 || self.lists > MAX_LISTS {
             return Err(invalid(
@@ -241,6 +245,8 @@ pub struct IvfModel {
     pub(crate) centroids: Vec<f32>,
     /// `||c||²` per list.
     pub(crate) csq: Vec<f32>,
+    /// Centroids as GEMM panels (derived; for the probe step).
+    pub(crate) panels: Vec<f32>,
     pub(crate) pq: Option<Pq>,
     pub(crate) trained_on: u64,
     pub(crate) kern: Kernels,
@@ -293,10 +299,15 @@ impl IvfModel {
         let n = data.len() / dim;
         let need = params.min_training_vectors();
         if n < need {
-            return Err(Error::TooFewTrainingVectors { needed: need, found: n });
+            return Err(Error::TooFewTrainingVectors {
+                needed: need,
+                found: n,
+            });
         }
         if data.iter().any(|x| !x.is_finite()) {
-            return Err(Error::NonFinite { what: "training data" });
+            return Err(Error::NonFinite {
+                what: "training data",
+            });
         }
         let kern = Kernels::detect();
         let take = params.train_sample_size().min(n);
@@ -331,7 +342,11 @@ impl IvfModel {
                 k: params.lists,
                 iters: params.kmeans_iters,
                 seed: params.seed,
-                assign: if spherical { Assign::InnerProduct } else { Assign::L2 },
+                assign: if spherical {
+                    Assign::InnerProduct
+                } else {
+                    Assign::L2
+                },
                 spherical,
                 threads,
             },
@@ -340,6 +355,7 @@ impl IvfModel {
         let mut model = IvfModel {
             params: params.clone(),
             csq: sqnorms(&km.centroids, dim),
+            panels: panels(&km.centroids, params.lists, dim),
             centroids: km.centroids,
             pq: None,
             trained_on: n as u64,
@@ -450,7 +466,16 @@ impl IvfModel {
         } else {
             Assign::L2
         };
-        assign_points(self.kern, data, self.dim(), &self.centroids, a, threads, labels, scores)
+        assign_points(
+            self.kern,
+            data,
+            self.dim(),
+            &self.centroids,
+            a,
+            threads,
+            labels,
+            scores,
+        )
     }
 
     /// The list a vector belongs to (nearest centroid; by inner product on
@@ -504,13 +529,22 @@ impl IvfModel {
         let mut codes = vec![0u8; n * layout.code_bytes];
         let mut aux = vec![0f32; n * layout.aux];
         if n == 0 {
-            return Ok(EncodedBatch { layout, lists, codes, aux });
+            return Ok(EncodedBatch {
+                layout,
+                lists,
+                codes,
+                aux,
+            });
         }
         let threads = threads.clamp(1, n);
         let per = n.div_ceil(threads);
         let ab = layout.aux.max(1);
         let mut aux_dummy = vec![0f32; if layout.aux == 0 { n } else { 0 }];
-        let aux_slice: &mut [f32] = if layout.aux == 0 { &mut aux_dummy } else { &mut aux };
+        let aux_slice: &mut [f32] = if layout.aux == 0 {
+            &mut aux_dummy
+        } else {
+            &mut aux
+        };
         let work = |xs: &[f32], raw: &[f32], ls: &[u32], cs: &mut [u8], ax: &mut [f32]| {
             for i in 0..ls.len() {
                 self.encode_one(
@@ -540,7 +574,12 @@ impl IvfModel {
                 }
             }
         });
-        Ok(EncodedBatch { layout, lists, codes, aux })
+        Ok(EncodedBatch {
+            layout,
+            lists,
+            codes,
+            aux,
+        })
     }
 
     /// `x`: normalised (cosine) vector, `raw`: as given.
@@ -577,7 +616,11 @@ impl IvfModel {
                 if l2 {
                     let mut rh = vec![0f32; self.dim()];
                     pq.decode(code, &mut rh);
-                    aux[0] = rh.iter().zip(c).map(|(&rv, &ci)| rv * rv + 2.0 * ci * rv).sum();
+                    aux[0] = rh
+                        .iter()
+                        .zip(c)
+                        .map(|(&rv, &ci)| rv * rv + 2.0 * ci * rv)
+                        .sum();
                 }
             }
         }
@@ -607,7 +650,10 @@ impl IvfModel {
                 .collect(),
             QuantizerKind::Pq => {
                 let mut r = vec![0f32; self.dim()];
-                self.pq.as_ref().expect("PQ model has codebooks").decode(code, &mut r);
+                self.pq
+                    .as_ref()
+                    .expect("PQ model has codebooks")
+                    .decode(code, &mut r);
                 r.iter().zip(c).map(|(a, b)| a + b).collect()
             }
         })
@@ -616,15 +662,22 @@ impl IvfModel {
     /// Scores of every list for a (normalised for cosine) query: the
     /// approximate-distance base term, which is also the probe order.
     pub(crate) fn list_bases(&self, qn: &[f32], out: &mut [f32]) -> Result<(), Error> {
-        self.kern
-            .distances_f32(Metric::Dot, qn, &self.centroids, None, out)?;
+        if out.len() != self.lists() {
+            return Err(Error::LengthMismatch {
+                what: "list scores",
+                expected: self.lists(),
+                found: out.len(),
+            });
+        }
+        // out = q·c
+        dots_panels(&self.panels, self.lists(), self.dim(), qn, out);
         match self.metric() {
-            Metric::Cosine => out.iter_mut().for_each(|v| *v += 1.0),
-            Metric::Dot => {}
+            Metric::Cosine => out.iter_mut().for_each(|v| *v = 1.0 - *v),
+            Metric::Dot => out.iter_mut().for_each(|v| *v = -*v),
             Metric::L2 => {
                 let qq: f32 = qn.iter().map(|v| v * v).sum();
                 for (v, &c) in out.iter_mut().zip(&self.csq) {
-                    *v = qq + c + 2.0 * *v;
+                    *v = qq + c - 2.0 * *v;
                 }
             }
         }
@@ -654,8 +707,16 @@ impl IvfModel {
         w.u8(p.quantizer.to_u8());
         w.u32(p.dim as u32);
         w.u32(p.lists as u32);
-        w.u32(if p.quantizer == QuantizerKind::Pq { p.pq_m as u32 } else { 0 });
-        w.u32(if p.quantizer == QuantizerKind::Pq { KSUB as u32 } else { 0 });
+        w.u32(if p.quantizer == QuantizerKind::Pq {
+            p.pq_m as u32
+        } else {
+            0
+        });
+        w.u32(if p.quantizer == QuantizerKind::Pq {
+            KSUB as u32
+        } else {
+            0
+        });
         w.u32(p.kmeans_iters as u32);
         w.u32(p.pq_iters as u32);
         w.u32(p.train_points_per_list as u32);
@@ -709,7 +770,11 @@ impl IvfModel {
             metric,
             lists,
             quantizer,
-            pq_m: if quantizer == QuantizerKind::Pq { pq_m } else { IvfParams::default_pq_m(dim) },
+            pq_m: if quantizer == QuantizerKind::Pq {
+                pq_m
+            } else {
+                IvfParams::default_pq_m(dim)
+            },
             seed,
             kmeans_iters,
             pq_iters,
@@ -758,6 +823,7 @@ impl IvfModel {
         debug_assert_eq!(r.remaining(), 0);
         Ok(IvfModel {
             csq: sqnorms(&centroids, dim),
+            panels: panels(&centroids, lists, dim),
             params,
             centroids,
             pq,

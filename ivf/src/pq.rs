@@ -48,7 +48,10 @@ impl Pq {
         for j in 0..m {
             let cb = &codebooks[j * KSUB * dsub..(j + 1) * KSUB * dsub];
             cbt.extend_from_slice(&transpose(cb, KSUB, dsub));
-            cnorm.extend(cb.chunks_exact(dsub).map(|c| c.iter().map(|v| v * v).sum::<f32>()));
+            cnorm.extend(
+                cb.chunks_exact(dsub)
+                    .map(|c| c.iter().map(|v| v * v).sum::<f32>()),
+            );
         }
         Pq {
             dim,
@@ -249,7 +252,10 @@ pub(crate) fn adc_scan(path: AdcPath, lut: &[f32], m: usize, codes: &[u8], out: 
 }
 
 fn adc_scan_scalar(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
-    for (block, o) in codes.chunks_exact(m * BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+    for (block, o) in codes
+        .chunks_exact(m * BLOCK)
+        .zip(out.chunks_exact_mut(BLOCK))
+    {
         let mut acc = [0f32; BLOCK];
         for j in 0..m {
             let t = &lut[j * KSUB..(j + 1) * KSUB];
@@ -266,7 +272,10 @@ fn adc_scan_scalar(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn adc_scan_avx512(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
     use std::arch::x86_64::*;
-    for (block, o) in codes.chunks_exact(m * BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+    for (block, o) in codes
+        .chunks_exact(m * BLOCK)
+        .zip(out.chunks_exact_mut(BLOCK))
+    {
         let mut acc0 = _mm512_setzero_ps();
         let mut acc1 = _mm512_setzero_ps();
         let bp = block.as_ptr();
@@ -277,7 +286,9 @@ unsafe fn adc_scan_avx512(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) 
             // every gathered index is a u8 < KSUB inside table j / j+1.
             unsafe {
                 let c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(bp.add(j * BLOCK) as *const __m128i));
-                let c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(bp.add((j + 1) * BLOCK) as *const __m128i));
+                let c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                    bp.add((j + 1) * BLOCK) as *const __m128i
+                ));
                 let g0 = _mm512_i32gather_ps::<4>(c0, lp.add(j * KSUB));
                 let g1 = _mm512_i32gather_ps::<4>(c1, lp.add((j + 1) * KSUB));
                 acc0 = _mm512_add_ps(acc0, g0);
@@ -301,7 +312,10 @@ unsafe fn adc_scan_avx512(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) 
 #[target_feature(enable = "avx2")]
 unsafe fn adc_scan_avx2(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
     use std::arch::x86_64::*;
-    for (block, o) in codes.chunks_exact(m * BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+    for (block, o) in codes
+        .chunks_exact(m * BLOCK)
+        .zip(out.chunks_exact_mut(BLOCK))
+    {
         let mut lo = _mm256_setzero_ps();
         let mut hi = _mm256_setzero_ps();
         let bp = block.as_ptr();
@@ -334,8 +348,12 @@ mod tests {
     fn adc_paths_agree_with_scalar() {
         let m = 7;
         let nb = 5;
-        let lut: Vec<f32> = (0..m * KSUB).map(|i| ((i * 37) % 101) as f32 * 0.25 - 3.0).collect();
-        let codes: Vec<u8> = (0..nb * BLOCK * m).map(|i| ((i * 131 + 7) % 256) as u8).collect();
+        let lut: Vec<f32> = (0..m * KSUB)
+            .map(|i| ((i * 37) % 101) as f32 * 0.25 - 3.0)
+            .collect();
+        let codes: Vec<u8> = (0..nb * BLOCK * m)
+            .map(|i| ((i * 131 + 7) % 256) as u8)
+            .collect();
         let mut want = vec![0f32; nb * BLOCK];
         // f64 reference from the definition.
         for b in 0..nb {
@@ -365,7 +383,10 @@ mod tests {
             let mut got = vec![0f32; nb * BLOCK];
             adc_scan(p, &lut, m, &codes, &mut got);
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{p:?}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{p:?}: {g} vs {w}"
+                );
             }
         }
     }

@@ -247,7 +247,13 @@ impl<'m> Searcher<'m> {
             QuantizerKind::Pq => {
                 let padded = n.div_ceil(BLOCK) * BLOCK;
                 self.buf.resize(padded, 0.0);
-                adc_scan(self.adc, &self.lut, self.model.params.pq_m, c.codes(), &mut self.buf);
+                adc_scan(
+                    self.adc,
+                    &self.lut,
+                    self.model.params.pq_m,
+                    c.codes(),
+                    &mut self.buf,
+                );
                 if c.layout().aux == 1 {
                     for (i, d) in self.buf[..n].iter_mut().enumerate() {
                         *d += base + c.aux(i, 0);
@@ -260,7 +266,13 @@ impl<'m> Searcher<'m> {
             }
             QuantizerKind::Int8 => {
                 self.buf.resize(n, 0.0);
-                kern.distances_i8(Metric::Dot, &self.q8, i8_slice(c.codes()), None, &mut self.buf)?;
+                kern.distances_i8(
+                    Metric::Dot,
+                    &self.q8,
+                    i8_slice(c.codes()),
+                    None,
+                    &mut self.buf,
+                )?;
                 let f = self.q8_factor;
                 if c.layout().aux == 2 {
                     for (i, d) in self.buf.iter_mut().enumerate() {
@@ -314,7 +326,12 @@ impl<'m> Searcher<'m> {
         mut exact: impl FnMut(&[i64], &mut [Option<f32>]) -> Result<(), E>,
     ) -> Result<Vec<(i64, f32)>, E> {
         let k = self.k;
-        let mut ids: Vec<i64> = self.top.into_sorted_vec().into_iter().map(|(id, _)| id).collect();
+        let mut ids: Vec<i64> = self
+            .top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let mut out = vec![None; ids.len()];
@@ -327,7 +344,6 @@ impl<'m> Searcher<'m> {
         }
         Ok(top.into_sorted_vec())
     }
-
 }
 
 /// Convert an approximate score to the metric's distance (PQ/int8 L2

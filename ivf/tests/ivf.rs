@@ -51,11 +51,17 @@ fn kmeans_recovers_separated_clusters() {
                 })
                 .unwrap();
             if map[t] == usize::MAX {
-                assert!(!used[best], "{assign:?}: centroid {best} covers two true clusters");
+                assert!(
+                    !used[best],
+                    "{assign:?}: centroid {best} covers two true clusters"
+                );
                 used[best] = true;
                 map[t] = best;
             }
-            assert_eq!(map[t], best, "{assign:?}: true cluster {t} split across centroids");
+            assert_eq!(
+                map[t], best,
+                "{assign:?}: true cluster {t} split across centroids"
+            );
         }
         if spherical {
             for c in km.centroids.chunks_exact(dim) {
@@ -87,7 +93,12 @@ fn kmeans_is_deterministic_and_thread_count_independent() {
 fn kmeans_repairs_empty_clusters_and_rejects_bad_input() {
     // 4 distinct points, duplicated: k = 6 forces empty clusters.
     let dim = 3;
-    let base = [[0.0, 0.0, 1.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [3.0, 3.0, 3.0]];
+    let base = [
+        [0.0, 0.0, 1.0],
+        [5.0, 0.0, 0.0],
+        [0.0, 5.0, 0.0],
+        [3.0, 3.0, 3.0],
+    ];
     let mut data = Vec::new();
     for i in 0..200 {
         data.extend_from_slice(&base[i % 4]);
@@ -102,11 +113,14 @@ fn kmeans_repairs_empty_clusters_and_rejects_bad_input() {
     };
     let km = kmeans(Kernels::detect(), &data, dim, &cfg).unwrap();
     assert!(km.centroids.iter().all(|v| v.is_finite()));
-    assert!(km.objective < 1e-6, "objective {}", km.objective);
+    assert!(km.objective < 1e-4, "objective {}", km.objective);
     let few = &data[..5 * dim];
     assert!(matches!(
         kmeans(Kernels::detect(), few, dim, &cfg),
-        Err(ivf::Error::TooFewTrainingVectors { needed: 6, found: 5 })
+        Err(ivf::Error::TooFewTrainingVectors {
+            needed: 6,
+            found: 5
+        })
     ));
     let mut bad = data.clone();
     bad[7] = f32::NAN;
@@ -146,14 +160,20 @@ fn corrupted_or_truncated_model_bytes_are_errors() {
     let b = m.to_bytes();
     // Every truncation.
     for len in 0..b.len() {
-        assert!(IvfModel::from_bytes(&b[..len]).is_err(), "truncated to {len}");
+        assert!(
+            IvfModel::from_bytes(&b[..len]).is_err(),
+            "truncated to {len}"
+        );
     }
     // Extension.
     let mut longer = b.clone();
     longer.push(0);
     assert!(IvfModel::from_bytes(&longer).is_err());
     // A flipped bit anywhere (header fields, floats, checksum).
-    for pos in (0..b.len()).step_by(7).chain([4, 6, 7, 8, 12, 16, 20, b.len() - 1]) {
+    for pos in (0..b.len())
+        .step_by(7)
+        .chain([4, 6, 7, 8, 12, 16, 20, b.len() - 1])
+    {
         let mut c = b.clone();
         c[pos] ^= 0x10;
         assert!(IvfModel::from_bytes(&c).is_err(), "flip at {pos}");
@@ -181,7 +201,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &x in b {
         c ^= x as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -251,7 +275,14 @@ fn pq_reconstruction_error_is_small() {
     let m = IvfModel::train(&p, &data, 2).unwrap();
     let (mut err_pq, mut err_coarse, mut var) = (0f64, 0f64, 0f64);
     let mean: Vec<f64> = (0..dim)
-        .map(|d| data.iter().skip(d).step_by(dim).map(|&v| v as f64).sum::<f64>() / 6000.0)
+        .map(|d| {
+            data.iter()
+                .skip(d)
+                .step_by(dim)
+                .map(|&v| v as f64)
+                .sum::<f64>()
+                / 6000.0
+        })
         .collect();
     for x in data.chunks_exact(dim).take(2000) {
         let e = m.encode(x).unwrap();
@@ -265,7 +296,10 @@ fn pq_reconstruction_error_is_small() {
     }
     // Residual PQ must beat the coarse centroid alone by a wide margin,
     // and be a small fraction of the data variance.
-    assert!(err_pq < 0.35 * err_coarse, "pq {err_pq} vs coarse {err_coarse}");
+    assert!(
+        err_pq < 0.35 * err_coarse,
+        "pq {err_pq} vs coarse {err_coarse}"
+    );
     assert!(err_pq < 0.1 * var, "pq {err_pq} vs variance {var}");
 }
 
@@ -314,20 +348,33 @@ fn approximate_distances_track_exact_ones() {
             p.pq_m = 16;
             let m = IvfModel::train(&p, &data, 2).unwrap();
             let mut idx = MemIndex::new(m, 64);
-            idx.add_batch(&(0..1500).collect::<Vec<_>>(), &data, 1).unwrap();
+            idx.add_batch(&(0..1500).collect::<Vec<_>>(), &data, 1)
+                .unwrap();
             let got = idx
-                .search(q, &SearchParams::new(50).nprobe(8).rerank(0), |_: &[i64], _: &mut [Option<f32>]| {
-                    Err::<(), ivf::Error>(ivf::Error::NonFinite { what: "unreachable" })
-                })
+                .search(
+                    q,
+                    &SearchParams::new(50).nprobe(8).rerank(0),
+                    |_: &[i64], _: &mut [Option<f32>]| {
+                        Err::<(), ivf::Error>(ivf::Error::NonFinite {
+                            what: "unreachable",
+                        })
+                    },
+                )
                 .unwrap();
             assert_eq!(got.len(), 50);
-            let tol = if kind == QuantizerKind::Int8 { 0.03 } else { 0.25 };
+            let tol = if kind == QuantizerKind::Int8 {
+                0.03
+            } else {
+                0.25
+            };
             for (id, d) in got {
                 let x = &data[id as usize * dim..(id as usize + 1) * dim];
                 let e = dist64(metric, q, x);
+                let zero = vec![0.0; dim];
                 let scale = match metric {
                     Metric::Cosine => 1.0,
-                    _ => dist64(Metric::L2, q, &vec![0.0; dim]).powi(if metric == Metric::Dot { 2 } else { 1 }),
+                    Metric::L2 => e,
+                    Metric::Dot => dist64(Metric::L2, q, &zero) * dist64(Metric::L2, x, &zero),
                 };
                 assert!(
                     (d as f64 - e).abs() <= tol * scale,
@@ -355,8 +402,12 @@ fn scalar_and_simd_paths_give_same_results() {
         let res: Vec<Vec<(i64, f32)>> = queries
             .chunks_exact(dim)
             .map(|q| {
-                idx.search(q, &SearchParams::new(10).nprobe(6).rerank(0), exact_cb(Metric::L2, &data, dim, q))
-                    .unwrap()
+                idx.search(
+                    q,
+                    &SearchParams::new(10).nprobe(6).rerank(0),
+                    exact_cb(Metric::L2, &data, dim, q),
+                )
+                .unwrap()
             })
             .collect();
         match &reference {
@@ -380,18 +431,28 @@ fn scalar_and_simd_paths_give_same_results() {
 fn removal_and_filters_and_bad_queries() {
     let dim = 32;
     let (data, _) = clustered(1000, dim, 10, 0.5, 61);
-    let m = IvfModel::train(&params(dim, Metric::Cosine, 8, QuantizerKind::Int8), &data, 2).unwrap();
+    let m = IvfModel::train(
+        &params(dim, Metric::Cosine, 8, QuantizerKind::Int8),
+        &data,
+        2,
+    )
+    .unwrap();
     let mut idx = MemIndex::new(m, 50);
-    idx.add_batch(&(0..1000).collect::<Vec<_>>(), &data, 2).unwrap();
+    idx.add_batch(&(0..1000).collect::<Vec<_>>(), &data, 2)
+        .unwrap();
     assert_eq!(idx.len(), 1000);
     assert_eq!(idx.list_sizes().iter().sum::<usize>(), 1000);
     let q = &data[3 * dim..4 * dim];
     let sp = SearchParams::new(5).nprobe(8).rerank(1000);
-    let got = idx.search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q)).unwrap();
+    let got = idx
+        .search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q))
+        .unwrap();
     assert_eq!(got[0].0, 3);
     assert!(idx.remove(3).unwrap());
     assert!(!idx.remove(3).unwrap());
-    let got = idx.search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q)).unwrap();
+    let got = idx
+        .search(q, &sp, exact_cb(Metric::Cosine, &data, dim, q))
+        .unwrap();
     assert!(got.iter().all(|x| x.0 != 3));
     let truth: Vec<i64> = brute_force(Metric::Cosine, &data, dim, q, 6)
         .into_iter()
@@ -401,7 +462,9 @@ fn removal_and_filters_and_bad_queries() {
     assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), truth);
     // A filtered scan only admits matching ids.
     let model = idx.model();
-    let mut s = model.searcher(q, &SearchParams::new(5).nprobe(8).rerank(0)).unwrap();
+    let mut s = model
+        .searcher(q, &SearchParams::new(5).nprobe(8).rerank(0))
+        .unwrap();
     for l in s.probe_lists().to_vec() {
         for b in idx.chunks(l) {
             s.scan_chunk_filtered(l, b, &mut |id| id % 7 == 0).unwrap();
@@ -414,7 +477,13 @@ fn removal_and_filters_and_bad_queries() {
     let got = idx
         .search(q, &sp, |ids: &[i64], out: &mut [Option<f32>]| {
             for (i, o) in ids.iter().zip(out.iter_mut()) {
-                *o = (*i != 10).then(|| dist64(Metric::Cosine, q, &data[*i as usize * dim..(*i as usize + 1) * dim]) as f32);
+                *o = (*i != 10).then(|| {
+                    dist64(
+                        Metric::Cosine,
+                        q,
+                        &data[*i as usize * dim..(*i as usize + 1) * dim],
+                    ) as f32
+                });
             }
             Ok::<(), ivf::Error>(())
         })
@@ -437,8 +506,11 @@ fn parameter_defaults() {
     assert_eq!(IvfParams::default_lists(30_000), 693);
     assert_eq!(IvfParams::default_lists(100), 2);
     assert_eq!(IvfParams::default_lists(0), 1);
-    assert_eq!(IvfParams::default_lists(100_000_000), ivf::MAX_DEFAULT_LISTS);
-    assert_eq!(IvfParams::default_nprobe(693), 43);
+    assert_eq!(
+        IvfParams::default_lists(100_000_000),
+        ivf::MAX_DEFAULT_LISTS
+    );
+    assert_eq!(IvfParams::default_nprobe(693), 69);
     assert_eq!(IvfParams::default_nprobe(20), 8);
     assert_eq!(IvfParams::default_nprobe(4), 4);
     let p = IvfParams::new(384, Metric::Cosine, 30_000);
@@ -473,12 +545,17 @@ fn recall_at_10_on_clustered_20k_x_128() {
         };
         let m = IvfModel::train(&p, &data, 2).unwrap();
         let mut idx = MemIndex::new(m, 1024);
-        idx.add_batch(&(0..n as i64).collect::<Vec<_>>(), &data, 2).unwrap();
-        let nprobe = idx.model().default_nprobe() * 2;
+        idx.add_batch(&(0..n as i64).collect::<Vec<_>>(), &data, 2)
+            .unwrap();
+        let nprobe = idx.model().default_nprobe();
         let mut total = 0.0;
         for (q, t) in queries.chunks_exact(dim).zip(&truths) {
             let got = idx
-                .search(q, &SearchParams::new(10).nprobe(nprobe), exact_cb(Metric::L2, &data, dim, q))
+                .search(
+                    q,
+                    &SearchParams::new(10).nprobe(nprobe),
+                    exact_cb(Metric::L2, &data, dim, q),
+                )
                 .unwrap();
             total += recall(&got, t);
         }

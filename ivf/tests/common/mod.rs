@@ -32,7 +32,13 @@ impl TestRng {
 
 /// `n` points around `clusters` Gaussian centres (unit variance per
 /// coordinate) with per-coordinate noise `spread`; returns (data, labels).
-pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> (Vec<f32>, Vec<usize>) {
+pub fn clustered(
+    n: usize,
+    dim: usize,
+    clusters: usize,
+    spread: f32,
+    seed: u64,
+) -> (Vec<f32>, Vec<usize>) {
     let mut r = TestRng::new(seed);
     let centres: Vec<f32> = (0..clusters * dim).map(|_| r.gauss()).collect();
     let mut data = Vec::with_capacity(n * dim);
@@ -49,7 +55,13 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) 
 
 /// Same distribution as `clustered` with the same `seed` (same centres),
 /// but fresh points: held-out queries.
-pub fn clustered_queries(nq: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> Vec<f32> {
+pub fn clustered_queries(
+    nq: usize,
+    dim: usize,
+    clusters: usize,
+    spread: f32,
+    seed: u64,
+) -> Vec<f32> {
     let mut r = TestRng::new(seed);
     let centres: Vec<f32> = (0..clusters * dim).map(|_| r.gauss()).collect();
     let mut r = TestRng::new(seed ^ 0xdead_beef);
@@ -87,7 +99,13 @@ pub fn dist64(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Exact top-k by the f64 reference (ties by id).
-pub fn brute_force(metric: Metric, data: &[f32], dim: usize, q: &[f32], k: usize) -> Vec<(i64, f64)> {
+pub fn brute_force(
+    metric: Metric,
+    data: &[f32],
+    dim: usize,
+    q: &[f32],
+    k: usize,
+) -> Vec<(i64, f64)> {
     let mut all: Vec<(i64, f64)> = data
         .chunks_exact(dim)
         .enumerate()

@@ -64,7 +64,7 @@ pub fn kmeans(
     if dim == 0 {
         return Err(invalid("dim", "must be at least 1"));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(Error::LengthMismatch {
             what: "k-means training data",
             expected: data.len() / dim * dim + dim,

@@ -283,7 +283,7 @@ impl ListChunk {
         self.ids.push(id);
         match l.kind {
             QuantizerKind::Pq => {
-                if i % BLOCK == 0 {
+                if i.is_multiple_of(BLOCK) {
                     self.codes
                         .resize(self.codes.len() + BLOCK * l.code_bytes, 0);
                 }

@@ -289,7 +289,7 @@ impl IvfModel {
     pub fn train(params: &IvfParams, data: &[f32], threads: usize) -> Result<IvfModel, Error> {
         params.validate()?;
         let dim = params.dim;
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(Error::LengthMismatch {
                 what: "training data",
                 expected: (data.len() / dim + 1) * dim,
@@ -505,7 +505,7 @@ impl IvfModel {
     /// Assign and encode `data` (`n × dim`) on `threads` threads.
     pub fn encode_batch(&self, data: &[f32], threads: usize) -> Result<EncodedBatch, Error> {
         let dim = self.dim();
-        if data.len() % dim != 0 {
+        if !data.len().is_multiple_of(dim) {
             return Err(Error::LengthMismatch {
                 what: "vectors",
                 expected: (data.len() / dim + 1) * dim,

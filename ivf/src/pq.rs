@@ -148,7 +148,7 @@ impl Pq {
             || {
                 let mut acc = [0f32; KSUB];
                 let mut s = vec![0f32; dsub];
-                for j in 0..m {
+                for (j, cj) in code.iter_mut().enumerate().take(m) {
                     self.sub(x, j, &mut s);
                     acc.copy_from_slice(&self.cnorm[j * KSUB..(j + 1) * KSUB]);
                     let t = &self.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
@@ -158,7 +158,7 @@ impl Pq {
                             *a += w * tv;
                         }
                     }
-                    code[j] = argmin(&acc).0 as u8;
+                    *cj = argmin(&acc).0 as u8;
                 }
             },
         )
@@ -166,8 +166,8 @@ impl Pq {
 
     /// Reconstruct the residual of `code` into `out` (`dim`).
     pub(crate) fn decode(&self, code: &[u8], out: &mut [f32]) {
-        for j in 0..self.m {
-            let c = code[j] as usize;
+        for (j, &c) in code.iter().enumerate().take(self.m) {
+            let c = c as usize;
             let cw = &self.codebooks[(j * KSUB + c) * self.dsub..(j * KSUB + c + 1) * self.dsub];
             let lo = (j * self.dsub).min(self.dim);
             let hi = ((j + 1) * self.dsub).min(self.dim);

@@ -289,14 +289,15 @@ impl<'m> Searcher<'m> {
                 kern.distances_f32_bytes(self.metric, &self.query, c.codes(), None, &mut self.buf)?;
             }
         }
-        let mut thr = self.top.threshold().unwrap_or(f32::INFINITY);
+        // Until the heap is full everything is admitted; then only entries
+        // nearer than the current k-th (NaN never is).
+        let mut thr = self.top.threshold();
         for (i, &d) in self.buf[..n].iter().enumerate() {
-            // `!(d >= thr)` also admits NaN while the heap is filling.
-            if d < thr || (thr == f32::INFINITY && !(d >= thr)) {
+            if thr.is_none_or(|t| d < t) {
                 let id = c.id(i);
                 if keep(id) {
                     self.top.push(id, d);
-                    thr = self.top.threshold().unwrap_or(f32::INFINITY);
+                    thr = self.top.threshold();
                 }
             }
         }

@@ -25,7 +25,8 @@ for ((i = 0; i < ${#args[@]}; i++)); do
         --target=*) target="${args[$i]#--target=}" ;;
     esac
 done
-out="${CARGO_TARGET_DIR:-target}"
+out=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 [ -n "$target" ] && out="$out/$target"
 out="$out/release"
 
@@ -47,7 +48,8 @@ mapfile -t members < <("$NM" -A --defined-only "$lib" 2>/dev/null |
     sort -u)
 if [ ${#members[@]} -gt 0 ]; then
     echo "capi-build: removing bundled SQLite from $lib: ${members[*]}"
-    "$AR" d "$lib" "${members[@]}"
+    # (binutils' LTO plugin complains about Rust's bitcode-free objects; harmless)
+    "$AR" d "$lib" "${members[@]}" 2> >(grep -v 'bfd plugin' >&2)
 fi
 left=$("$NM" -A --defined-only "$lib" 2>/dev/null |
     awk '{ sym = $NF; if (sym ~ /^_?(sqlite3_|sqlite3[A-Z]|Sqlite)/ && sym !~ /^_?sqlite3_pocketvec_init$/) print }' | head -n 5)

@@ -19,7 +19,8 @@ numpy's exact top-10.
 
 A breakdown then shows where pocketvec's scan time goes: walking the base
 table's pages (count(*)), reading every vector (sum(length(vec))), the
-scan itself, and numpy computing the same distances from memory.
+scan itself, and numpy computing the same distances from memory; `perf
+record` on the scan (see docs/readme/ext.md) splits it further.
 
 Usage: .venv/bin/python benches/python/bench_exact.py [--ext PATH]
        [--n 100000] [--dim 768] [--queries 15] [--cold 5]
@@ -27,6 +28,10 @@ Usage: .venv/bin/python benches/python/bench_exact.py [--ext PATH]
 
 import argparse
 import os
+
+# Single-threaded everywhere, numpy's BLAS included.
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
 import pathlib
 import platform
 import sqlite3
@@ -153,37 +158,35 @@ def run_config(label, pragmas, pv, sv, ext, queries, wants, n_cold):
     return out
 
 
-def breakdown(pv, ext, queries, x, xn):
-    con = connect(pv, ext, [])
+def breakdown(label, pragmas, pv, ext, queries, x, xn, rounds=7):
+    """Times the steps of a scan, interleaved round by round."""
+    con = connect(pv, ext, pragmas)
     q = queries[0]
-    q_pocketvec(con, q)
     steps = {
-        "walk the pages: SELECT count(*) FROM docs": lambda: con.execute("SELECT count(*) FROM docs").fetchone(),
+        "walk the base table's pages: SELECT count(*) FROM docs": lambda: con.execute(
+            "SELECT count(*) FROM docs"
+        ).fetchone(),
         "read every vector: SELECT sum(length(vec)) FROM docs": lambda: con.execute(
             "SELECT sum(length(vec)) FROM docs"
-        ).fetchone(),
-        "same via a function call per row: SELECT max(pocketvec_dim(vec))": lambda: con.execute(
-            "SELECT max(pocketvec_dim(vec)) FROM docs"
         ).fetchone(),
         "pocketvec exact top-10 (seed form)": lambda: q_pocketvec(con, q),
         "pocketvec exact top-10 (WHERE query = ? AND k = 10)": lambda: con.execute(
             "SELECT rowid, distance FROM ann WHERE query = ? AND k = 10", (q.tobytes(),)
         ).fetchall(),
-        "numpy in memory: 1 - X @ q / norms, argpartition": lambda: numpy_top10(x, xn, q),
+        "numpy on the same vectors in memory (X @ q, norms, argpartition)": lambda: numpy_top10(x, xn, q),
     }
-    print("\n[where pocketvec's time goes, default PRAGMAs, warm; medians of 7]")
-    res = {}
-    for name, f in steps.items():
+    for f in steps.values():
         f()
-        ts = []
-        for _ in range(7):
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, f in steps.items():
             t = time.perf_counter()
             f()
-            ts.append(time.perf_counter() - t)
-        res[name] = statistics.median(ts)
-        print(f"  {res[name] * 1e3:8.1f} ms  {name}")
+            times[name].append(time.perf_counter() - t)
     con.close()
-    return res
+    print(f"\n[where pocketvec's time goes, {label}, warm; medians of {rounds} interleaved rounds]")
+    for name, ts in times.items():
+        print(f"  {statistics.median(ts) * 1e3:8.1f} ms  {name}")
 
 
 def main():
@@ -212,7 +215,8 @@ def main():
     run_config("default PRAGMAs", [], pv, sv, a.ext, queries, wants, a.cold)
     run_config("PRAGMA mmap_size = 1073741824 (both)", ["PRAGMA mmap_size = 1073741824"], pv, sv, a.ext, queries,
                wants, a.cold)
-    breakdown(pv, a.ext, queries, x, xn)
+    breakdown("default PRAGMAs", [], pv, a.ext, queries, x, xn)
+    breakdown("mmap_size = 1 GiB", ["PRAGMA mmap_size = 1073741824"], pv, a.ext, queries, x, xn)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,7 @@ sqlite_program() {
 }
 step "C program 2: Debian libsqlite3 + libpocketvec.a, sqlite3_auto_extension, seed query top hit" sqlite_program auto
 step "C program 2: Debian libsqlite3 + libpocketvec.a, pocketvec_register(db), seed query top hit" sqlite_program register
+step "C program 2: auto_extension and pocketvec_register in one process: the second is refused clearly" sqlite_program mixed
 
 # ---- cross-build and portability --------------------------------------------
 if [ "$QUICK" = 1 ]; then

@@ -7,6 +7,8 @@
  *
  *   sqlite_test auto       registers with sqlite3_auto_extension(sqlite3_pocketvec_init)
  *   sqlite_test register   registers with pocketvec_register(db) (no API pointer)
+ *   sqlite_test mixed      both in one process: the second route is refused
+ *                          with a clear error, the first keeps working
  *
  * (One mode per process: ext keeps the first SQLite routines table it is given
  * for the whole process.) Prints a closing "N passed, N failed" line and exits
@@ -218,8 +220,21 @@ int main(int argc, char **argv) {
         seed_demo(db2, "pocketvec_register, second connection");
         sqlite3_close(db2);
         sqlite3_close(db);
+    } else if (strcmp(mode, "mixed") == 0) {
+        check(sqlite3_auto_extension((void (*)(void))sqlite3_pocketvec_init) == SQLITE_OK, "sqlite3_auto_extension");
+        check(sqlite3_open(":memory:", &db) == SQLITE_OK, "open");
+        char msg[512] = "";
+        pocketvec_status s = pocketvec_register_with_error(db, msg, sizeof msg);
+        printf("[mixed] pocketvec_register after sqlite3_auto_extension: status %d: %s\n", (int)s, msg);
+        check(s == POCKETVEC_STATUS_SQLITE_ERROR, "a second registration route is refused (status %d)", (int)s);
+        check(strstr(msg, "another SQLite") != NULL, "the message says why: \"%s\"", msg);
+        char small[8] = "xxxxxxx";
+        pocketvec_register_with_error(db, small, sizeof small);
+        check(strlen(small) == 7 && strncmp(small, msg, 7) == 0, "the message is truncated to the buffer");
+        seed_demo(db, "mixed, auto_extension still works");
+        sqlite3_close(db);
     } else {
-        fprintf(stderr, "usage: %s auto|register\n", argv[0]);
+        fprintf(stderr, "usage: %s auto|register|mixed\n", argv[0]);
         return 2;
     }
     printf("sqlite_test_%s: %d passed, %d failed\n", mode, passed, failed);

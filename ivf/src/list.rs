@@ -14,8 +14,8 @@
 //! 20      4               reserved, 0
 //! 24      8·n             ids, i64
 //! ..      codes           none/int8: n·code_bytes, row-major
-//!                         pq: ceil(n/16) blocks of m·16 bytes, each block
-//!                         sub-space-major (byte j·16+lane), padding lanes 0
+//!                         pq: ceil(n/64) blocks of m·64 bytes, each block
+//!                         sub-space-major (byte j·64+lane), padding lanes 0
 //! ..      4·aux·n         side values, f32 row-major (int8: scale[, L2 term];
 //!                         pq with L2: ||r̂||²+2c·r̂)
 //! ```

@@ -10,16 +10,17 @@
 //! `||q - c - r||² = ||q-c||² + (||r||² + 2c·r) - 2 q·r`, where the middle
 //! term is stored per vector at encode time.
 //!
-//! The ADC scan works on blocks of [`BLOCK`] codes stored sub-space-major
-//! (`block[j*BLOCK + lane]`), so one AVX-512 gather (or two AVX2 gathers)
-//! fetches a table entry for 16 vectors at once.
+//! The ADC scan works on blocks of [`BLOCK`] = 64 codes stored
+//! sub-space-major (`block[j*BLOCK + lane]`). With AVX-512 VBMI the table
+//! is quantised to u8 and 64 entries are looked up by two `vpermi2b`;
+//! otherwise AVX-512 / AVX2 gathers fetch 16 / 8 f32 entries at once.
 
 use crate::error::Error;
 use crate::kmeans::{argmin, kmeans, transpose, Assign, KMeansConfig};
 use kernels::Kernels;
 
 /// Codes per transposed block in list chunks.
-pub const BLOCK: usize = 16;
+pub const BLOCK: usize = 64;
 /// Centroids per sub-quantizer.
 pub const KSUB: usize = 256;
 
@@ -207,6 +208,9 @@ pub(crate) enum AdcPath {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// u8-quantised table, 64 lookups per `vpermi2b` pair (AVX-512 VBMI).
+    #[cfg(target_arch = "x86_64")]
+    Vbmi,
 }
 
 impl AdcPath {
@@ -215,27 +219,105 @@ impl AdcPath {
     pub(crate) fn for_kernels(kern: Kernels) -> AdcPath {
         #[cfg(target_arch = "x86_64")]
         {
+            use std::arch::is_x86_feature_detected as has;
             match kern.isa() {
-                kernels::Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
-                    return AdcPath::Avx512
-                }
-                kernels::Isa::Avx512 | kernels::Isa::Avx2
-                    if std::arch::is_x86_feature_detected!("avx2") =>
+                kernels::Isa::Avx512
+                    if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") =>
                 {
-                    return AdcPath::Avx2
+                    return AdcPath::Vbmi
                 }
+                kernels::Isa::Avx512 if has!("avx512f") => return AdcPath::Avx512,
+                kernels::Isa::Avx512 | kernels::Isa::Avx2 if has!("avx2") => return AdcPath::Avx2,
                 _ => {}
             }
         }
         let _ = kern;
         AdcPath::Scalar
     }
+
+    /// Every path this CPU can run (tests).
+    #[cfg(test)]
+    pub(crate) fn all_available() -> Vec<AdcPath> {
+        #[allow(unused_mut)]
+        let mut v = vec![AdcPath::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") {
+                v.push(AdcPath::Avx2);
+            } else {
+                eprintln!("skipping AVX2 ADC path: CPU lacks it");
+            }
+            if has!("avx512f") {
+                v.push(AdcPath::Avx512);
+            } else {
+                eprintln!("skipping AVX-512 ADC path: CPU lacks it");
+            }
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") {
+                v.push(AdcPath::Vbmi);
+            } else {
+                eprintln!("skipping AVX-512 VBMI ADC path: CPU lacks it");
+            }
+        }
+        v
+    }
+}
+
+/// A lookup table quantised to u8 for the VBMI scan:
+/// `lut[j][c] ≈ bias_j + delta · q[j][c]`, so a code's sum is
+/// `bias + delta · Σ_j q[j][c_j]` with `bias = Σ_j bias_j`. The u16 sums
+/// are exact (saturating beyond 257 sub-spaces); the error per entry is at
+/// most `delta/2`, and candidates are re-ranked exactly.
+#[derive(Clone, Debug)]
+pub(crate) struct QuantLut {
+    pub(crate) q: Vec<u8>,
+    pub(crate) bias: f32,
+    pub(crate) delta: f32,
+}
+
+impl QuantLut {
+    pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
+        let mut mins = Vec::with_capacity(m);
+        let mut range = 0f32;
+        for t in lut.chunks_exact(KSUB).take(m) {
+            let lo = t.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+            let hi = t.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            mins.push(lo);
+            range = range.max(hi - lo);
+        }
+        let delta = if range > 0.0 && range.is_finite() {
+            range / 255.0
+        } else {
+            1.0
+        };
+        let inv = 1.0 / delta;
+        let mut q = Vec::with_capacity(m * KSUB);
+        for (t, &lo) in lut.chunks_exact(KSUB).zip(&mins) {
+            q.extend(
+                t.iter()
+                    .map(|&v| ((v - lo) * inv).round().clamp(0.0, 255.0) as u8),
+            );
+        }
+        QuantLut {
+            q,
+            bias: mins.iter().sum(),
+            delta,
+        }
+    }
 }
 
 /// ADC scan of `codes` (`nblocks × m × BLOCK` bytes, sub-space-major
-/// blocks) against `lut` (`m × KSUB`): `out[i] = Σ_j lut[j][code_i[j]]`.
+/// blocks) against `lut` (`m × KSUB`): `out[i] ≈ Σ_j lut[j][code_i[j]]`
+/// (exact in f32 for the gather paths; via `qlut` for `Vbmi`).
 /// `out.len()` must be `nblocks * BLOCK`.
-pub(crate) fn adc_scan(path: AdcPath, lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
+pub(crate) fn adc_scan(
+    path: AdcPath,
+    lut: &[f32],
+    qlut: Option<&QuantLut>,
+    m: usize,
+    codes: &[u8],
+    out: &mut [f32],
+) {
     assert_eq!(lut.len(), m * KSUB);
     assert_eq!(codes.len(), out.len() * m);
     assert_eq!(out.len() % BLOCK, 0);
@@ -248,6 +330,13 @@ pub(crate) fn adc_scan(path: AdcPath, lut: &[f32], m: usize, codes: &[u8], out: 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         AdcPath::Avx512 => unsafe { adc_scan_avx512(lut, m, codes, out) },
+        #[cfg(target_arch = "x86_64")]
+        AdcPath::Vbmi => {
+            let q = qlut.expect("VBMI scan needs the quantised table");
+            assert_eq!(q.q.len(), m * KSUB);
+            // SAFETY: as above (VBMI and BW detected with F).
+            unsafe { adc_scan_vbmi(q, m, codes, out) }
+        }
     }
 }
 
@@ -258,8 +347,8 @@ fn adc_scan_scalar(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
     {
         let mut acc = [0f32; BLOCK];
         for j in 0..m {
-            let t = &lut[j * KSUB..(j + 1) * KSUB];
-            let c = &block[j * BLOCK..(j + 1) * BLOCK];
+            let t: &[f32; KSUB] = lut[j * KSUB..(j + 1) * KSUB].try_into().expect("table");
+            let c: &[u8; BLOCK] = block[j * BLOCK..(j + 1) * BLOCK].try_into().expect("codes");
             for l in 0..BLOCK {
                 acc[l] += t[c[l] as usize];
             }
@@ -276,35 +365,25 @@ unsafe fn adc_scan_avx512(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) 
         .chunks_exact(m * BLOCK)
         .zip(out.chunks_exact_mut(BLOCK))
     {
-        let mut acc0 = _mm512_setzero_ps();
-        let mut acc1 = _mm512_setzero_ps();
+        let mut acc = [_mm512_setzero_ps(); BLOCK / 16];
         let bp = block.as_ptr();
         let lp = lut.as_ptr();
-        let mut j = 0;
-        while j + 2 <= m {
-            // SAFETY: j+1 < m, so both 16-byte loads are inside `block`, and
-            // every gathered index is a u8 < KSUB inside table j / j+1.
-            unsafe {
-                let c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(bp.add(j * BLOCK) as *const __m128i));
-                let c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(
-                    bp.add((j + 1) * BLOCK) as *const __m128i
-                ));
-                let g0 = _mm512_i32gather_ps::<4>(c0, lp.add(j * KSUB));
-                let g1 = _mm512_i32gather_ps::<4>(c1, lp.add((j + 1) * KSUB));
-                acc0 = _mm512_add_ps(acc0, g0);
-                acc1 = _mm512_add_ps(acc1, g1);
-            }
-            j += 2;
-        }
-        if j < m {
-            // SAFETY: j < m, as above.
-            unsafe {
-                let c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(bp.add(j * BLOCK) as *const __m128i));
-                acc0 = _mm512_add_ps(acc0, _mm512_i32gather_ps::<4>(c0, lp.add(j * KSUB)));
+        for j in 0..m {
+            for (g, a) in acc.iter_mut().enumerate() {
+                // SAFETY: j < m and g*16+16 <= BLOCK: the 16-byte load is
+                // inside `block`; indices are u8 < KSUB inside table j.
+                unsafe {
+                    let c = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+                        bp.add(j * BLOCK + g * 16) as *const __m128i
+                    ));
+                    *a = _mm512_add_ps(*a, _mm512_i32gather_ps::<4>(c, lp.add(j * KSUB)));
+                }
             }
         }
-        // SAFETY: `o` has exactly BLOCK = 16 f32.
-        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), _mm512_add_ps(acc0, acc1)) };
+        for (g, a) in acc.iter().enumerate() {
+            // SAFETY: `o` has BLOCK f32; g*16+16 <= BLOCK.
+            unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(g * 16), *a) };
+        }
     }
 }
 
@@ -316,26 +395,77 @@ unsafe fn adc_scan_avx2(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
         .chunks_exact(m * BLOCK)
         .zip(out.chunks_exact_mut(BLOCK))
     {
-        let mut lo = _mm256_setzero_ps();
-        let mut hi = _mm256_setzero_ps();
+        let mut acc = [_mm256_setzero_ps(); BLOCK / 8];
         let bp = block.as_ptr();
         let lp = lut.as_ptr();
         for j in 0..m {
-            // SAFETY: j < m: the 16-byte load is inside `block`; indices are
-            // u8 < KSUB inside table j.
-            unsafe {
-                let c = _mm_loadu_si128(bp.add(j * BLOCK) as *const __m128i);
-                let i0 = _mm256_cvtepu8_epi32(c);
-                let i1 = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(c));
-                let t = lp.add(j * KSUB);
-                lo = _mm256_add_ps(lo, _mm256_i32gather_ps::<4>(t, i0));
-                hi = _mm256_add_ps(hi, _mm256_i32gather_ps::<4>(t, i1));
+            for g in 0..BLOCK / 16 {
+                // SAFETY: j < m, g*16+16 <= BLOCK: the load is inside
+                // `block`; indices are u8 < KSUB inside table j.
+                unsafe {
+                    let c = _mm_loadu_si128(bp.add(j * BLOCK + g * 16) as *const __m128i);
+                    let i0 = _mm256_cvtepu8_epi32(c);
+                    let i1 = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(c));
+                    let t = lp.add(j * KSUB);
+                    acc[2 * g] = _mm256_add_ps(acc[2 * g], _mm256_i32gather_ps::<4>(t, i0));
+                    acc[2 * g + 1] = _mm256_add_ps(acc[2 * g + 1], _mm256_i32gather_ps::<4>(t, i1));
+                }
             }
         }
-        // SAFETY: `o` has exactly 16 f32.
+        for (g, a) in acc.iter().enumerate() {
+            // SAFETY: `o` has BLOCK f32; g*8+8 <= BLOCK.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(g * 8), *a) };
+        }
+    }
+}
+
+/// 64 codes per sub-space step: the 256-entry u8 table sits in four zmm
+/// registers; two `vpermi2b` look up the low and high halves, the code's top
+/// bit picks one, and the bytes are widened into two u16 accumulators.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn adc_scan_vbmi(q: &QuantLut, m: usize, codes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(BLOCK == 64);
+    let zero = _mm512_setzero_si512();
+    let tp = q.q.as_ptr();
+    // unpacklo/hi interleave per 128-bit lane: u16 element e of the "lo"
+    // accumulator is code (e/8)*16 + e%8, of the "hi" one that plus 8.
+    for (block, o) in codes
+        .chunks_exact(m * BLOCK)
+        .zip(out.chunks_exact_mut(BLOCK))
+    {
+        let bp = block.as_ptr();
+        let mut lo = _mm512_setzero_si512();
+        let mut hi = _mm512_setzero_si512();
+        for j in 0..m {
+            // SAFETY: j < m: the 64-byte code load is inside `block`, the
+            // four 64-byte table loads inside table j (256 bytes).
+            unsafe {
+                let idx = _mm512_loadu_si512(bp.add(j * BLOCK) as *const __m512i);
+                let t = tp.add(j * KSUB);
+                let t0 = _mm512_loadu_si512(t as *const __m512i);
+                let t1 = _mm512_loadu_si512(t.add(64) as *const __m512i);
+                let t2 = _mm512_loadu_si512(t.add(128) as *const __m512i);
+                let t3 = _mm512_loadu_si512(t.add(192) as *const __m512i);
+                let a = _mm512_permutex2var_epi8(t0, idx, t1);
+                let b = _mm512_permutex2var_epi8(t2, idx, t3);
+                let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
+                lo = _mm512_adds_epu16(lo, _mm512_unpacklo_epi8(v, zero));
+                hi = _mm512_adds_epu16(hi, _mm512_unpackhi_epi8(v, zero));
+            }
+        }
+        let mut l16 = [0u16; 32];
+        let mut h16 = [0u16; 32];
+        // SAFETY: each array is 64 bytes.
         unsafe {
-            _mm256_storeu_ps(o.as_mut_ptr(), lo);
-            _mm256_storeu_ps(o.as_mut_ptr().add(8), hi);
+            _mm512_storeu_si512(l16.as_mut_ptr() as *mut __m512i, lo);
+            _mm512_storeu_si512(h16.as_mut_ptr() as *mut __m512i, hi);
+        }
+        for e in 0..32 {
+            let pos = (e / 8) * 16 + e % 8;
+            o[pos] = q.bias + q.delta * l16[e] as f32;
+            o[pos + 8] = q.bias + q.delta * h16[e] as f32;
         }
     }
 }
@@ -345,48 +475,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn adc_paths_agree_with_scalar() {
-        let m = 7;
-        let nb = 5;
-        let lut: Vec<f32> = (0..m * KSUB)
-            .map(|i| ((i * 37) % 101) as f32 * 0.25 - 3.0)
-            .collect();
-        let codes: Vec<u8> = (0..nb * BLOCK * m)
-            .map(|i| ((i * 131 + 7) % 256) as u8)
-            .collect();
-        let mut want = vec![0f32; nb * BLOCK];
-        // f64 reference from the definition.
-        for b in 0..nb {
-            for l in 0..BLOCK {
-                let mut s = 0f64;
-                for j in 0..m {
-                    s += lut[j * KSUB + codes[b * m * BLOCK + j * BLOCK + l] as usize] as f64;
+    fn adc_paths_agree_with_reference() {
+        for m in [1usize, 7, 48, 300] {
+            let nb = 3;
+            let lut: Vec<f32> = (0..m * KSUB)
+                .map(|i| ((i * 37) % 101) as f32 * 0.25 - 3.0)
+                .collect();
+            let codes: Vec<u8> = (0..nb * BLOCK * m)
+                .map(|i| ((i * 131 + 7) % 256) as u8)
+                .collect();
+            let qlut = QuantLut::new(&lut, m);
+            // f64 references from the definition: exact table and the
+            // dequantised u8 table (its integer sum saturates at u16::MAX).
+            let mut want = vec![0f64; nb * BLOCK];
+            let mut want_q = vec![0f64; nb * BLOCK];
+            for b in 0..nb {
+                for l in 0..BLOCK {
+                    let (mut s, mut qs) = (0f64, 0u32);
+                    for j in 0..m {
+                        let c = codes[b * m * BLOCK + j * BLOCK + l] as usize;
+                        s += lut[j * KSUB + c] as f64;
+                        qs += qlut.q[j * KSUB + c] as u32;
+                    }
+                    want[b * BLOCK + l] = s;
+                    want_q[b * BLOCK + l] =
+                        qlut.bias as f64 + qlut.delta as f64 * qs.min(u16::MAX as u32) as f64;
                 }
-                want[b * BLOCK + l] = s as f32;
             }
-        }
-        let mut paths = vec![AdcPath::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                paths.push(AdcPath::Avx2);
-            } else {
-                eprintln!("skipping AVX2 ADC path: CPU lacks it");
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                paths.push(AdcPath::Avx512);
-            } else {
-                eprintln!("skipping AVX-512 ADC path: CPU lacks it");
-            }
-        }
-        for p in paths {
-            let mut got = vec![0f32; nb * BLOCK];
-            adc_scan(p, &lut, m, &codes, &mut got);
-            for (g, w) in got.iter().zip(&want) {
-                assert!(
-                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                    "{p:?}: {g} vs {w}"
-                );
+            for p in AdcPath::all_available() {
+                let mut got = vec![0f32; nb * BLOCK];
+                adc_scan(p, &lut, Some(&qlut), m, &codes, &mut got);
+                #[cfg(target_arch = "x86_64")]
+                let quantised = p == AdcPath::Vbmi;
+                #[cfg(not(target_arch = "x86_64"))]
+                let quantised = false;
+                for (i, g) in got.iter().enumerate() {
+                    let w = if quantised { want_q[i] } else { want[i] };
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "m {m} {p:?} lane {i}: {g} vs {w}"
+                    );
+                    if quantised && m < 258 {
+                        // Quantisation error bound: m · delta / 2.
+                        let e = (*g as f64 - want[i]).abs();
+                        assert!(
+                            e <= m as f64 * qlut.delta as f64 * 0.5 + 1e-3,
+                            "m {m}: error {e}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -18,7 +18,7 @@
 use crate::error::{invalid, Error};
 use crate::list::{ChunkAccess, ListChunk, ListChunkRef};
 use crate::model::{check_vec, i8_slice, IvfModel, QuantizerKind};
-use crate::pq::{adc_scan, AdcPath, BLOCK, KSUB};
+use crate::pq::{adc_scan, AdcPath, QuantLut, BLOCK, KSUB};
 use kernels::{Metric, TopK};
 
 /// Per-query knobs.
@@ -90,6 +90,7 @@ pub struct Searcher<'m> {
     probe: Vec<u32>,
     nprobe: usize,
     lut: Vec<f32>,
+    qlut: Option<QuantLut>,
     adc: AdcPath,
     q8: Vec<i8>,
     /// `coef · scale(q8)`: multiplies `-dot_i8 · scale(r)`.
@@ -125,6 +126,8 @@ impl IvfModel {
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };
         let mut lut = Vec::new();
+        let mut qlut = None;
+        let adc = AdcPath::for_kernels(self.kern);
         let mut q8 = Vec::new();
         let mut q8_factor = 0.0;
         match self.quantizer() {
@@ -134,6 +137,10 @@ impl IvfModel {
                     .as_ref()
                     .expect("PQ model has codebooks")
                     .ip_lut(&qn, coef, &mut lut);
+                #[cfg(target_arch = "x86_64")]
+                if adc == AdcPath::Vbmi {
+                    qlut = Some(QuantLut::new(&lut, self.params.pq_m));
+                }
             }
             QuantizerKind::Int8 => {
                 q8 = vec![0i8; self.dim()];
@@ -152,7 +159,8 @@ impl IvfModel {
             probe,
             nprobe,
             lut,
-            adc: AdcPath::for_kernels(self.kern),
+            qlut,
+            adc,
             q8,
             q8_factor,
             k: params.k,
@@ -250,6 +258,7 @@ impl<'m> Searcher<'m> {
                 adc_scan(
                     self.adc,
                     &self.lut,
+                    self.qlut.as_ref(),
                     self.model.params.pq_m,
                     c.codes(),
                     &mut self.buf,

@@ -404,7 +404,7 @@ fn scalar_and_simd_paths_give_same_results() {
             .map(|q| {
                 idx.search(
                     q,
-                    &SearchParams::new(10).nprobe(6).rerank(0),
+                    &SearchParams::new(10).nprobe(6).rerank(100),
                     exact_cb(Metric::L2, &data, dim, q),
                 )
                 .unwrap()

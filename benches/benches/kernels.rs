@@ -76,7 +76,15 @@ fn pairs(c: &mut Criterion) {
     let mut rng = Rng(7);
     for d in DIMS {
         let (a, b) = (rng.vec_f32(d), rng.vec_f32(d));
-        pair_group(c, "dot_f32", &a, &b, |k, x, y| k.dot_f32(x, y).unwrap(), |x, y| f32::dot(x, y).unwrap(), plain::dot_f32);
+        pair_group(
+            c,
+            "dot_f32",
+            &a,
+            &b,
+            |k, x, y| k.dot_f32(x, y).unwrap(),
+            |x, y| f32::dot(x, y).unwrap(),
+            plain::dot_f32,
+        );
         pair_group(
             c,
             "cosine_f32",
@@ -86,7 +94,15 @@ fn pairs(c: &mut Criterion) {
             |x, y| <f32 as SpatialSimilarity>::cos(x, y).unwrap(),
             plain::cosine_distance_f32,
         );
-        pair_group(c, "l2sq_f32", &a, &b, |k, x, y| k.l2sq_f32(x, y).unwrap(), |x, y| f32::l2sq(x, y).unwrap(), plain::l2sq_f32);
+        pair_group(
+            c,
+            "l2sq_f32",
+            &a,
+            &b,
+            |k, x, y| k.l2sq_f32(x, y).unwrap(),
+            |x, y| f32::l2sq(x, y).unwrap(),
+            plain::l2sq_f32,
+        );
 
         let ah: Vec<f16> = a.iter().map(|&x| f16::from_f32(x)).collect();
         let bh: Vec<f16> = b.iter().map(|&x| f16::from_f32(x)).collect();
@@ -119,7 +135,15 @@ fn pairs(c: &mut Criterion) {
         );
 
         let (ai, bi) = (rng.vec_i8(d), rng.vec_i8(d));
-        pair_group(c, "dot_i8", &ai, &bi, |k, x, y| k.dot_i8(x, y).unwrap(), |x, y| i8::dot(x, y).unwrap(), plain::dot_i8);
+        pair_group(
+            c,
+            "dot_i8",
+            &ai,
+            &bi,
+            |k, x, y| k.dot_i8(x, y).unwrap(),
+            |x, y| i8::dot(x, y).unwrap(),
+            plain::dot_i8,
+        );
         pair_group(
             c,
             "cosine_i8",
@@ -129,7 +153,15 @@ fn pairs(c: &mut Criterion) {
             |x, y| i8::cos(x, y).unwrap(),
             plain::cosine_distance_i8,
         );
-        pair_group(c, "l2sq_i8", &ai, &bi, |k, x, y| k.l2sq_i8(x, y).unwrap(), |x, y| i8::l2sq(x, y).unwrap(), plain::l2sq_i8);
+        pair_group(
+            c,
+            "l2sq_i8",
+            &ai,
+            &bi,
+            |k, x, y| k.l2sq_i8(x, y).unwrap(),
+            |x, y| i8::l2sq(x, y).unwrap(),
+            plain::l2sq_i8,
+        );
     }
 }
 
@@ -146,21 +178,38 @@ fn scan(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("scan_f32_{n}x{d}"));
     g.throughput(Throughput::Bytes((n * d * 4) as u64));
     g.sample_size(10);
-    g.bench_function("memory_read", |bn| bn.iter(|| memory_read_sum(black_box(&block))));
+    g.bench_function("memory_read", |bn| {
+        bn.iter(|| memory_read_sum(black_box(&block)))
+    });
     for k in levels() {
         if k.isa() == kernels::Isa::Scalar {
             continue;
         }
         let name = k.isa().name();
         g.bench_function(format!("cosine_norms_{name}"), |bn| {
-            bn.iter(|| k.distances_f32(Metric::Cosine, black_box(&query), &block, Some(&norms), &mut out).unwrap())
+            bn.iter(|| {
+                k.distances_f32(
+                    Metric::Cosine,
+                    black_box(&query),
+                    &block,
+                    Some(&norms),
+                    &mut out,
+                )
+                .unwrap()
+            })
         });
     }
     g.bench_function(format!("dot_{}", k.isa().name()), |bn| {
-        bn.iter(|| k.distances_f32(Metric::Dot, black_box(&query), &block, None, &mut out).unwrap())
+        bn.iter(|| {
+            k.distances_f32(Metric::Dot, black_box(&query), &block, None, &mut out)
+                .unwrap()
+        })
     });
     g.bench_function(format!("l2_{}", k.isa().name()), |bn| {
-        bn.iter(|| k.distances_f32(Metric::L2, black_box(&query), &block, None, &mut out).unwrap())
+        bn.iter(|| {
+            k.distances_f32(Metric::L2, black_box(&query), &block, None, &mut out)
+                .unwrap()
+        })
     });
     g.finish();
 }

@@ -24,7 +24,11 @@ impl<T: Copy + Default> Placed<T> {
             off += 1;
         }
         buf[off..off + data.len()].copy_from_slice(data);
-        Placed { buf, off, n: data.len() }
+        Placed {
+            buf,
+            off,
+            n: data.len(),
+        }
     }
     pub fn get(&self) -> &[T] {
         &self.buf[self.off..self.off + self.n]
@@ -105,7 +109,10 @@ pub mod plain {
         a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
     }
     pub fn l2sq_i8(a: &[i8], b: &[i8]) -> i32 {
-        a.iter().zip(b).map(|(&x, &y)| (x as i32 - y as i32).pow(2)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as i32 - y as i32).pow(2))
+            .sum()
     }
     pub fn cosine_distance_i8(a: &[i8], b: &[i8]) -> f32 {
         let (mut ab, mut aa, mut bb) = (0i32, 0i32, 0i32);

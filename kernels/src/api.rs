@@ -2,7 +2,7 @@
 //! level's kernel body.
 use std::sync::OnceLock;
 
-use crate::finish::{self, cos_dist, cos_sim};
+use crate::finish::{self, cos_dist};
 use crate::level::Level;
 use crate::many::{ManyF16, ManyF32, ManyI8};
 use crate::{f16, Error, Isa, Metric};
@@ -92,8 +92,7 @@ impl Kernels {
     /// Cosine similarity in [-1, 1]; 0 if either vector has zero norm.
     pub fn cosine_f32(&self, a: &[f32], b: &[f32]) -> Result<f32, Error> {
         same_len(a.len(), b.len())?;
-        let parts = self.level.run(crate::f32s::CosParts(a, b));
-        Ok(finish::cos_from(parts, a, b))
+        Ok(self.level.run(crate::f32s::Cosine(a, b)))
     }
 
     /// `1 - cosine_f32(a, b)`, in [0, 2]; 1 if either vector has zero norm.
@@ -145,8 +144,7 @@ impl Kernels {
     /// Cosine similarity, computed in f32; 0 if either vector has zero norm.
     pub fn cosine_f16(&self, a: &[f16], b: &[f16]) -> Result<f32, Error> {
         same_len(a.len(), b.len())?;
-        let (ab, aa, bb) = self.level.run_token(crate::f16s::CosParts(a, b));
-        Ok(cos_sim(ab as f64, aa as f64, bb as f64))
+        Ok(self.level.run_token(crate::f16s::Cosine(a, b)))
     }
 
     /// `1 - cosine_f16(a, b)`.
@@ -203,8 +201,7 @@ impl Kernels {
     /// Cosine similarity from exact integer sums; 0 if either vector is zero.
     pub fn cosine_i8(&self, a: &[i8], b: &[i8]) -> Result<f32, Error> {
         same_len(a.len(), b.len())?;
-        let (ab, aa, bb) = self.level.run_token(crate::i8s::CosParts(a, b));
-        Ok(cos_sim(ab as f64, aa as f64, bb as f64))
+        Ok(self.level.run_token(crate::i8s::Cosine(a, b)))
     }
 
     /// `1 - cosine_i8(a, b)`.
@@ -221,8 +218,7 @@ impl Kernels {
 
     /// √Σaᵢ² of the exact integer sum.
     pub fn norm_i8(&self, a: &[i8]) -> f32 {
-        let (_, aa, _) = self.level.run_token(crate::i8s::CosParts(a, a));
-        (aa as f64).sqrt() as f32
+        (self.level.run_token(crate::i8s::SumSq(a)) as f64).sqrt() as f32
     }
 
     // ---- one-to-many -------------------------------------------------------

@@ -77,17 +77,18 @@ pub(crate) fn l2sq<T: Token>(t: T, a: &[f16], b: &[f16]) -> f32 {
 pub(crate) fn cos_parts<T: Token>(t: T, a: &[f16], b: &[f16]) -> (f32, f32, f32) {
     let s = t.simd();
     let z = s.splat_f32s(0.0);
-    let (mut ab, mut aa, mut bb) = ([z; 2], [z; 2], [z; 2]);
+    // Four accumulators per sum: twelve chains cover the FMA latency at two
+    // 256-bit FMAs per cycle.
+    let (mut ab, mut aa, mut bb) = ([z; 4], [z; 4], [z; 4]);
     walk2!(t, a, b, |k, x, y| {
-        let k = k & 1;
         ab[k] = fma(s, x, y, ab[k]);
         aa[k] = fma(s, x, x, aa[k]);
         bb[k] = fma(s, y, y, bb[k]);
     });
     (
-        s.reduce_sum_f32s(s.add_f32s(ab[0], ab[1])),
-        s.reduce_sum_f32s(s.add_f32s(aa[0], aa[1])),
-        s.reduce_sum_f32s(s.add_f32s(bb[0], bb[1])),
+        sum4(s, ab[0], ab[1], ab[2], ab[3]),
+        sum4(s, aa[0], aa[1], aa[2], aa[3]),
+        sum4(s, bb[0], bb[1], bb[2], bb[3]),
     )
 }
 
@@ -190,12 +191,14 @@ impl WithToken for L2sq<'_> {
     }
 }
 
-pub(crate) struct CosParts<'a>(pub &'a [f16], pub &'a [f16]);
-impl WithToken for CosParts<'_> {
-    type Output = (f32, f32, f32);
+/// Cosine similarity, finished inside the vectorized function.
+pub(crate) struct Cosine<'a>(pub &'a [f16], pub &'a [f16]);
+impl WithToken for Cosine<'_> {
+    type Output = f32;
     #[inline(always)]
-    fn with_token<T: Token>(self, t: T) -> (f32, f32, f32) {
-        cos_parts(t, self.0, self.1)
+    fn with_token<T: Token>(self, t: T) -> f32 {
+        let (ab, aa, bb) = cos_parts(t, self.0, self.1);
+        crate::finish::cos_sim_f32(ab, aa, bb)
     }
 }
 

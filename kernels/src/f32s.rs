@@ -125,42 +125,39 @@ pub(crate) fn sumsq<S: Simd>(s: S, a: &[f32]) -> f32 {
     sum4(s, s0, s1, s2, s3)
 }
 
-/// (Σ a·b, Σ a², Σ b²) in one pass: two accumulators per sum, so six
-/// independent chains keep both FMA pipes busy.
+/// (Σ a·b, Σ a², Σ b²) in one pass: three accumulators per sum, so nine
+/// independent chains keep the FMA pipes busy at both 256- and 512-bit width
+/// (and still fit in AVX2's 16 registers with the six loaded values).
 #[inline(always)]
 pub(crate) fn cos_parts<S: Simd>(s: S, a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     debug_assert_eq!(a.len(), b.len());
     let (av, at) = S::as_simd_f32s(a);
     let (bv, bt) = S::as_simd_f32s(b);
     let z = s.splat_f32s(0.0);
-    let (mut ab0, mut ab1, mut aa0, mut aa1, mut bb0, mut bb1) = (z, z, z, z, z, z);
-    let (a2, a1) = pulp::as_arrays::<2, _>(av);
-    let (b2, b1) = pulp::as_arrays::<2, _>(bv);
-    for ([x0, x1], [y0, y1]) in zip(a2, b2) {
-        ab0 = fma(s, *x0, *y0, ab0);
-        aa0 = fma(s, *x0, *x0, aa0);
-        bb0 = fma(s, *y0, *y0, bb0);
-        ab1 = fma(s, *x1, *y1, ab1);
-        aa1 = fma(s, *x1, *x1, aa1);
-        bb1 = fma(s, *y1, *y1, bb1);
+    let (mut ab, mut aa, mut bb) = ([z; 3], [z; 3], [z; 3]);
+    let (a3, a1) = pulp::as_arrays::<3, _>(av);
+    let (b3, b1) = pulp::as_arrays::<3, _>(bv);
+    for (x, y) in zip(a3, b3) {
+        for k in 0..3 {
+            ab[k] = fma(s, x[k], y[k], ab[k]);
+            aa[k] = fma(s, x[k], x[k], aa[k]);
+            bb[k] = fma(s, y[k], y[k], bb[k]);
+        }
     }
-    if let (Some(x), Some(y)) = (a1.first(), b1.first()) {
-        ab0 = fma(s, *x, *y, ab0);
-        aa0 = fma(s, *x, *x, aa0);
-        bb0 = fma(s, *y, *y, bb0);
+    for (k, (x, y)) in zip(a1, b1).enumerate() {
+        ab[k] = fma(s, *x, *y, ab[k]);
+        aa[k] = fma(s, *x, *x, aa[k]);
+        bb[k] = fma(s, *y, *y, bb[k]);
     }
     if !at.is_empty() {
         let x = s.partial_load_f32s(at);
         let y = s.partial_load_f32s(bt);
-        ab1 = fma(s, x, y, ab1);
-        aa1 = fma(s, x, x, aa1);
-        bb1 = fma(s, y, y, bb1);
+        ab[2] = fma(s, x, y, ab[2]);
+        aa[2] = fma(s, x, x, aa[2]);
+        bb[2] = fma(s, y, y, bb[2]);
     }
-    (
-        s.reduce_sum_f32s(s.add_f32s(ab0, ab1)),
-        s.reduce_sum_f32s(s.add_f32s(aa0, aa1)),
-        s.reduce_sum_f32s(s.add_f32s(bb0, bb1)),
-    )
+    let sum3 = |v: [S::f32s; 3]| s.reduce_sum_f32s(s.add_f32s(s.add_f32s(v[0], v[1]), v[2]));
+    (sum3(ab), sum3(aa), sum3(bb))
 }
 
 /// Multiplies every element by `k` in place.
@@ -335,12 +332,15 @@ impl WithSimd for SumSq<'_> {
     }
 }
 
-pub(crate) struct CosParts<'a>(pub &'a [f32], pub &'a [f32]);
-impl WithSimd for CosParts<'_> {
-    type Output = (f32, f32, f32);
+/// Cosine similarity, finished inside the vectorized function: returning
+/// the three sums through memory and reloading them as one wider value
+/// defeats store forwarding and costs more than the whole d=16 kernel.
+pub(crate) struct Cosine<'a>(pub &'a [f32], pub &'a [f32]);
+impl WithSimd for Cosine<'_> {
+    type Output = f32;
     #[inline(always)]
-    fn with_simd<S: Simd>(self, s: S) -> (f32, f32, f32) {
-        cos_parts(s, self.0, self.1)
+    fn with_simd<S: Simd>(self, s: S) -> f32 {
+        crate::finish::cos_from(cos_parts(s, self.0, self.1), self.0, self.1)
     }
 }
 

@@ -14,7 +14,8 @@ pub(crate) fn safe(x: f32) -> bool {
 }
 
 /// Cosine similarity from Σab, Σa², Σb²: NaN if any is NaN, 0 if either
-/// vector has zero norm, otherwise clamped to [-1, 1].
+/// vector has zero norm, otherwise clamped to [-1, 1]. One square root of the
+/// product (exact range in f64 for any f32-derived sums) and one division.
 #[inline(always)]
 pub(crate) fn cos_sim(ab: f64, aa: f64, bb: f64) -> f32 {
     if ab.is_nan() || aa.is_nan() || bb.is_nan() {
@@ -23,7 +24,24 @@ pub(crate) fn cos_sim(ab: f64, aa: f64, bb: f64) -> f32 {
     if aa == 0.0 || bb == 0.0 {
         return 0.0;
     }
-    (ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0) as f32
+    (ab / (aa * bb).sqrt()).clamp(-1.0, 1.0) as f32
+}
+
+/// [`cos_sim`] for f32 sums, in f32 when Σa²·Σb² is a normal f32 (the
+/// common case: one `sqrtss` and one `divss`, a short tail after the loop),
+/// otherwise in f64.
+#[inline(always)]
+pub(crate) fn cos_sim_f32(ab: f32, aa: f32, bb: f32) -> f32 {
+    let p = aa * bb;
+    if (f32::MIN_POSITIVE..f32::INFINITY).contains(&p) {
+        let sim = ab / p.sqrt();
+        if sim.is_nan() {
+            return f32::NAN;
+        }
+        sim.clamp(-1.0, 1.0)
+    } else {
+        cos_sim(ab as f64, aa as f64, bb as f64)
+    }
 }
 
 /// Cosine similarity from Σab and the two norms.
@@ -100,7 +118,7 @@ pub(crate) fn l2_from(ss: f32, a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn cos_from(parts: (f32, f32, f32), a: &[f32], b: &[f32]) -> f32 {
     let (ab, aa, bb) = parts;
     if safe(aa) && safe(bb) {
-        cos_sim(ab as f64, aa as f64, bb as f64)
+        cos_sim_f32(ab, aa, bb)
     } else {
         let (ab, aa, bb) = cos_parts_f64(a, b);
         cos_sim(ab, aa, bb)

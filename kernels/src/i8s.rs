@@ -63,11 +63,24 @@ impl WithToken for L2sq<'_> {
     }
 }
 
-pub(crate) struct CosParts<'a>(pub &'a [i8], pub &'a [i8]);
-impl WithToken for CosParts<'_> {
-    type Output = (i64, i64, i64);
+/// Cosine similarity from the exact sums, finished inside the vectorized
+/// function.
+pub(crate) struct Cosine<'a>(pub &'a [i8], pub &'a [i8]);
+impl WithToken for Cosine<'_> {
+    type Output = f32;
     #[inline(always)]
-    fn with_token<T: Token>(self, t: T) -> (i64, i64, i64) {
-        cos_parts(t, self.0, self.1)
+    fn with_token<T: Token>(self, t: T) -> f32 {
+        let (ab, aa, bb) = cos_parts(t, self.0, self.1);
+        crate::finish::cos_sim(ab as f64, aa as f64, bb as f64)
+    }
+}
+
+/// Σ a² (exact).
+pub(crate) struct SumSq<'a>(pub &'a [i8]);
+impl WithToken for SumSq<'_> {
+    type Output = i64;
+    #[inline(always)]
+    fn with_token<T: Token>(self, t: T) -> i64 {
+        sumsq(t, self.0)
     }
 }

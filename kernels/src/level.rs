@@ -70,6 +70,13 @@ pub(crate) mod tokens {
     }
 
     impl V4Plus {
+        /// pulp's `V3` token (256-bit registers).
+        #[inline(always)]
+        pub fn v3(self) -> pulp::x86::V3 {
+            // SAFETY: `self` exists only if its features, a superset of V3's, were detected.
+            unsafe { pulp::x86::V3::new_unchecked() }
+        }
+
         /// pulp's `V4` token, for the f32 bodies.
         #[inline(always)]
         pub fn base(self) -> pulp::x86::V4 {

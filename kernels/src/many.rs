@@ -147,7 +147,7 @@ impl WithToken for ManyF16<'_> {
             (Metric::Cosine, None) => {
                 for (r, o) in rows {
                     let (ab, aa, bb) = crate::f16s::cos_parts(t, q, r);
-                    *o = cos_dist(cos_sim(ab as f64, aa as f64, bb as f64));
+                    *o = cos_dist(finish::cos_sim_f32(ab, aa, bb));
                 }
             }
         }

@@ -9,8 +9,8 @@
 //! (the classic `vpsignb` trick is not: it negates −128 to itself).
 use core::arch::x86_64::*;
 
-use pulp::x86::{V3, V4};
-use pulp::{f32x16, f32x8};
+use pulp::f32x8;
+use pulp::x86::V3;
 
 use super::{padded, Token};
 use crate::f16;
@@ -181,27 +181,31 @@ fn mask64(r: usize) -> __mmask64 {
     (1u64 << r) - 1
 }
 
+/// The f16 bodies at the AVX-512 level run on 256-bit registers: on Zen 4 a
+/// 512-bit `vcvtph2ps` has half the throughput of two 256-bit ones, and the
+/// f16 kernels are bound by conversions, not by FMAs. They still get
+/// AVX-512's 32 registers, so more accumulators fit.
 impl Token for V4Plus {
-    type S = V4;
+    type S = V3;
     #[inline(always)]
-    fn simd(self) -> V4 {
-        self.base()
+    fn simd(self) -> V3 {
+        self.v3()
     }
 
     #[inline(always)]
-    fn widen(self, src: &[f16]) -> f32x16 {
-        let src = &src[..16];
-        // SAFETY: `src` holds 16 halves (32 bytes); this token proves AVX-512F.
-        unsafe { pulp::cast(_mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().cast()))) }
+    fn widen(self, src: &[f16]) -> f32x8 {
+        let src = &src[..8];
+        // SAFETY: `src` holds 8 halves (16 bytes); this token proves F16C.
+        unsafe { pulp::cast(_mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast()))) }
     }
 
     #[inline(always)]
-    fn narrow(self, v: f32x16, dst: &mut [f16]) {
-        let dst = &mut dst[..16];
-        // SAFETY: `dst` holds 16 halves (32 bytes); this token proves AVX-512F.
+    fn narrow(self, v: f32x8, dst: &mut [f16]) {
+        let dst = &mut dst[..8];
+        // SAFETY: `dst` holds 8 halves (16 bytes); this token proves F16C.
         unsafe {
-            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(pulp::cast(v));
-            _mm256_storeu_si256(dst.as_mut_ptr().cast(), h);
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(pulp::cast(v));
+            _mm_storeu_si128(dst.as_mut_ptr().cast(), h);
         }
     }
 
@@ -290,6 +294,9 @@ impl Token for V4Plus {
         }
     }
 
+    /// Five `vpdpbusd` per 64 elements: a·b, a·a and b·b with the biased
+    /// operand, and the bias corrections 128·Σa, 128·Σb. Two independent sets
+    /// of accumulators hide the `vpdpbusd` latency.
     #[inline(always)]
     fn cos_i8(self, a: &[i8], b: &[i8]) -> (i32, i32, i32) {
         let n = a.len().min(b.len());
@@ -298,22 +305,36 @@ impl Token for V4Plus {
         unsafe {
             let bias = _mm512_set1_epi8(-128);
             let z = _mm512_setzero_si512();
-            let (mut ab, mut aa, mut bb, mut ca, mut cb) = (z, z, z, z, z);
+            let (mut ab, mut aa, mut bb, mut ca, mut cb) = ([z; 2], [z; 2], [z; 2], [z; 2], [z; 2]);
             macro_rules! step {
-                ($x:expr, $y:expr) => {{
+                ($k:expr, $x:expr, $y:expr) => {{
                     let (x, y) = ($x, $y);
                     let ux = _mm512_xor_si512(x, bias);
                     let uy = _mm512_xor_si512(y, bias);
-                    ab = _mm512_dpbusd_epi32(ab, ux, y);
-                    aa = _mm512_dpbusd_epi32(aa, ux, x);
-                    bb = _mm512_dpbusd_epi32(bb, uy, y);
-                    ca = _mm512_dpbusd_epi32(ca, bias, x);
-                    cb = _mm512_dpbusd_epi32(cb, bias, y);
+                    ab[$k] = _mm512_dpbusd_epi32(ab[$k], ux, y);
+                    aa[$k] = _mm512_dpbusd_epi32(aa[$k], ux, x);
+                    bb[$k] = _mm512_dpbusd_epi32(bb[$k], uy, y);
+                    ca[$k] = _mm512_dpbusd_epi32(ca[$k], bias, x);
+                    cb[$k] = _mm512_dpbusd_epi32(cb[$k], bias, y);
                 }};
             }
             let mut i = 0;
-            while i + 64 <= n {
+            while i + 128 <= n {
                 step!(
+                    0,
+                    _mm512_loadu_si512(pa.add(i).cast()),
+                    _mm512_loadu_si512(pb.add(i).cast())
+                );
+                step!(
+                    1,
+                    _mm512_loadu_si512(pa.add(i + 64).cast()),
+                    _mm512_loadu_si512(pb.add(i + 64).cast())
+                );
+                i += 128;
+            }
+            if i + 64 <= n {
+                step!(
+                    0,
                     _mm512_loadu_si512(pa.add(i).cast()),
                     _mm512_loadu_si512(pb.add(i).cast())
                 );
@@ -322,15 +343,17 @@ impl Token for V4Plus {
             if i < n {
                 let m = mask64(n - i);
                 step!(
+                    1,
                     _mm512_maskz_loadu_epi8(m, pa.add(i)),
                     _mm512_maskz_loadu_epi8(m, pb.add(i))
                 );
             }
-            (
-                _mm512_reduce_add_epi32(_mm512_sub_epi32(ab, cb)),
-                _mm512_reduce_add_epi32(_mm512_sub_epi32(aa, ca)),
-                _mm512_reduce_add_epi32(_mm512_sub_epi32(bb, cb)),
-            )
+            let red = |v: [__m512i; 2], c: [__m512i; 2]| {
+                let v = _mm512_add_epi32(v[0], v[1]);
+                let c = _mm512_add_epi32(c[0], c[1]);
+                _mm512_reduce_add_epi32(_mm512_sub_epi32(v, c))
+            };
+            (red(ab, cb), red(aa, ca), red(bb, cb))
         }
     }
 }

@@ -23,6 +23,20 @@ use crate::ffi::{guard, PocketvecStatus};
 /// A routine address as the C shim passes it (NULL for a missing weak symbol).
 pub type LinkedFn = Option<unsafe extern "C" fn()>;
 
+/// Reinterprets a routine address as the function-pointer type of a table field.
+///
+/// # Safety
+/// `p` must be NULL or the address of a C function whose signature is `F`.
+unsafe fn as_field<F>(p: LinkedFn, _field: &Option<F>) -> Option<F> {
+    assert_eq!(
+        std::mem::size_of::<Option<F>>(),
+        std::mem::size_of::<LinkedFn>()
+    );
+    // SAFETY: same size (asserted); both are nullable C function pointers, and
+    // the caller guarantees the pointee's signature.
+    unsafe { std::mem::transmute_copy::<LinkedFn, Option<F>>(&p) }
+}
+
 /// `(field, symbol, weak)` of every linked routine, in the shim's order.
 macro_rules! linked_symbols {
     ($($kind:ident $field:ident => $sym:ident,)*) => {
@@ -41,10 +55,9 @@ macro_rules! linked_symbols {
             let mut t: sys::sqlite3_api_routines = unsafe { std::mem::zeroed() };
             let mut it = syms.iter().copied();
             $(
-                // SAFETY: every `Option<unsafe extern "C" fn(..)>` has the size of a
-                // nullable pointer; the address is that of the C function the field
-                // describes (caller's contract), so the transmuted signature is its own.
-                t.$field = unsafe { std::mem::transmute::<LinkedFn, _>(it.next().flatten()) };
+                // SAFETY: the address is NULL or that of the C function the field
+                // describes (caller's contract), so the field's signature is its own.
+                t.$field = unsafe { as_field(it.next().flatten(), &t.$field) };
             )*
             t
         }
@@ -194,8 +207,8 @@ mod tests {
         // SAFETY: only the table's field values are compared, never called.
         let t = unsafe { table_from(&syms) };
         assert_eq!(
-            t.libversion_number.map(|f| f as usize),
-            Some(marker as usize)
+            t.libversion_number.map(|f| f as *const () as usize),
+            Some(marker as *const () as usize)
         );
         assert!(t.create_function_v2.is_none());
         assert_eq!(

@@ -20,7 +20,7 @@ __all__ = ["DEFAULTS", "STOPWORDS", "fts_or_query", "quote_identifier", "rrf_sql
 #: Fusion parameters, chosen on a tuning slice of the Debian known-item queries
 #: (see docs/readme/python.md and python/tests/test_hybrid_eval.py), disjoint
 #: from the slice whose numbers are reported.
-DEFAULTS: Mapping[str, float] = {"rrf_k": 2, "depth": 100, "w_text": 1.2, "w_vec": 1.0}
+DEFAULTS: Mapping[str, float] = {"rrf_k": 2, "depth": 50, "w_text": 1.2, "w_vec": 1.0}
 
 #: Words left out of the OR query: they match most documents, so bm25 gives them
 #: almost no weight, yet scoring every document that contains them is most of

@@ -255,9 +255,20 @@ pub fn f32_query_into_int8_and_f16_tables(open: Opener) {
     );
     let j = c.rows(
         "SELECT rowid, distance FROM a8 WHERE query = ? AND k = 15",
-        &[Val::Text(json)],
+        &[Val::Text(json.clone())],
     );
     assert_eq!(a, j);
+    // The seed form with tagged and JSON vectors.
+    c.rows("SELECT pocketvec_set_q(pocketvec_int8(?))", &[qb.clone()]);
+    assert_eq!(
+        c.rows("SELECT rowid, distance FROM a8 WHERE k = 15", &[]),
+        a
+    );
+    c.rows("SELECT pocketvec_set_q(?)", &[Val::Text(json.clone())]);
+    assert_eq!(
+        c.rows("SELECT rowid, distance FROM a8 WHERE k = 15", &[]),
+        a
+    );
     // f32 into f16: rounded, same as pocketvec_f16().
     let a = c.rows(
         "SELECT rowid, distance FROM a16 WHERE query = ? AND k = 15",
@@ -515,6 +526,37 @@ pub fn filtered_knn_rowid_in_ranges_distance(open: Opener) {
     let got = run("SELECT rowid, distance FROM ann WHERE query = ? AND rowid = 17");
     assert_topk(&got, &only(&|id, _| id == 17), 1, TOL, "rowid =");
     assert!(run("SELECT rowid, distance FROM ann WHERE query = ? AND rowid > 'abc'").is_empty());
+    // Odd right-hand sides follow SQLite's own comparison rules: the same
+    // condition on the base table's INTEGER PRIMARY KEY is the reference.
+    for cond in [
+        "IN ('5', 7.0, 'x', NULL, 8.5, x'09')",
+        ">= '290'",
+        "> 297.0",
+        "< 3.5",
+        "<= -1",
+        "> 'abc'",
+        "< 'abc'",
+        "> x'00'",
+        "BETWEEN '10' AND 12.5",
+        "= '42'",
+        "= 42.5",
+        "IN (SELECT '17' UNION SELECT 18.0)",
+    ] {
+        let mut want: Vec<i64> = c
+            .rows(&format!("SELECT id FROM docs WHERE id {cond}"), &[])
+            .iter()
+            .map(|r| r[0].int())
+            .collect();
+        want.sort();
+        let mut got: Vec<i64> = run(&format!(
+            "SELECT rowid, distance FROM ann WHERE query = ? AND rowid {cond}"
+        ))
+        .iter()
+        .map(|r| r.0)
+        .collect();
+        got.sort();
+        assert_eq!(got, want, "rowid {cond}");
+    }
     // Distance filters; k counts rows that pass them.
     // Bounds midway between ranks, so f32 rounding cannot move a row across.
     let x = (all[40].1 + all[41].1) / 2.0;

@@ -38,30 +38,43 @@ struct FnDef {
     name: String,
     op: Op,
     ty: ElemType,
+    /// Accepted argument counts. Functions are registered variadic (-1) so
+    /// a wrong count gets a message saying what was expected.
+    arity: &'static [c_int],
 }
 
-/// Operations that have `_f16`/`_int8` variants, with their arity.
-const TYPED_OPS: &[(&str, Op, c_int)] = &[
-    ("pocketvec_cosine", Op::Cosine, 2),
-    ("pocketvec_distance_cosine", Op::DistanceCosine, 2),
-    ("pocketvec_distance_l2", Op::DistanceL2, 2),
-    ("pocketvec_distance_dot", Op::DistanceDot, 2),
-    ("pocketvec_dot", Op::Dot, 2),
-    ("pocketvec_norm", Op::Norm, 1),
-    ("pocketvec_dim", Op::Dim, 1),
-    ("pocketvec_normalize", Op::Normalize, 1),
-    ("pocketvec_to_json", Op::ToJson, 1),
+/// Operations that have `_f16`/`_int8` variants, with their arities.
+const TYPED_OPS: &[(&str, Op, &[c_int])] = &[
+    ("pocketvec_cosine", Op::Cosine, &[2]),
+    ("pocketvec_distance_cosine", Op::DistanceCosine, &[2]),
+    ("pocketvec_distance_l2", Op::DistanceL2, &[2]),
+    ("pocketvec_distance_dot", Op::DistanceDot, &[2]),
+    ("pocketvec_dot", Op::Dot, &[2]),
+    ("pocketvec_norm", Op::Norm, &[1]),
+    ("pocketvec_dim", Op::Dim, &[1]),
+    ("pocketvec_normalize", Op::Normalize, &[1]),
+    ("pocketvec_to_json", Op::ToJson, &[1]),
 ];
 
 /// Operations without typed variants.
-const PLAIN_OPS: &[(&str, Op, c_int)] = &[
-    ("pocketvec_f32", Op::ToF32, 1),
-    ("pocketvec_f16", Op::ToF16, 1),
-    ("pocketvec_int8", Op::ToInt8, 1),
-    ("pocketvec_int8", Op::ToInt8, 2),
-    ("pocketvec_version", Op::Version, 0),
-    ("pocketvec_debug", Op::Debug, 0),
+const PLAIN_OPS: &[(&str, Op, &[c_int])] = &[
+    ("pocketvec_f32", Op::ToF32, &[1]),
+    ("pocketvec_f16", Op::ToF16, &[1]),
+    ("pocketvec_int8", Op::ToInt8, &[1, 2]),
+    ("pocketvec_version", Op::Version, &[0]),
+    ("pocketvec_debug", Op::Debug, &[0]),
 ];
+
+/// "expected 1 or 2 arguments, found 3".
+fn arity_error(arity: &[c_int], found: c_int) -> String {
+    let words: Vec<String> = arity.iter().map(|n| n.to_string()).collect();
+    let last = arity.last().copied().unwrap_or(0);
+    format!(
+        "expected {} argument{}, found {found}",
+        words.join(" or "),
+        if last == 1 { "" } else { "s" }
+    )
+}
 
 fn sets_subtype(op: Op) -> bool {
     matches!(op, Op::Normalize | Op::ToF32 | Op::ToF16 | Op::ToInt8)
@@ -95,7 +108,7 @@ fn flags(deterministic: bool, reads_subtype: bool, sets_subtype: bool) -> c_int 
 /// # Safety
 /// `db` is an open connection and the API is installed.
 pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(), String> {
-    let mut defs: Vec<(String, Op, ElemType, c_int)> = Vec::new();
+    let mut defs: Vec<(String, Op, ElemType, &'static [c_int])> = Vec::new();
     for &(name, op, n) in TYPED_OPS {
         defs.push((name.to_string(), op, ElemType::F32, n));
         defs.push((format!("{name}_f16"), op, ElemType::F16, n));
@@ -104,10 +117,15 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
     for &(name, op, n) in PLAIN_OPS {
         defs.push((name.to_string(), op, ElemType::F32, n));
     }
-    for (name, op, ty, n) in defs {
+    for (name, op, ty, arity) in defs {
         let f = flags(true, reads_vectors(op), sets_subtype(op));
         let c_name = CString::new(name.clone()).expect("function names have no NUL");
-        let data = Box::into_raw(Box::new(FnDef { name, op, ty }));
+        let data = Box::into_raw(Box::new(FnDef {
+            name,
+            op,
+            ty,
+            arity,
+        }));
         // SAFETY: db valid; on failure SQLite calls the destructor itself
         // (create_function_v2 contract), so `data` is never leaked or
         // double-freed.
@@ -115,7 +133,7 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
             call!(create_function_v2(
                 db,
                 c_name.as_ptr(),
-                n,
+                -1,
                 f,
                 data.cast(),
                 Some(x_func),
@@ -139,7 +157,7 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
         call!(create_function_v2(
             db,
             c"pocketvec_set_q".as_ptr(),
-            1,
+            -1,
             flags(false, true, false),
             state as *mut c_void,
             Some(x_set_q),
@@ -193,6 +211,10 @@ unsafe extern "C" fn x_func(
         || {
             // SAFETY: user data is the FnDef registered with this function.
             let def = unsafe { &*(c.user_data() as *const FnDef) };
+            if !def.arity.contains(&argc) {
+                c.result_error(&format!("{}: {}", def.name, arity_error(def.arity, argc)));
+                return;
+            }
             // SAFETY: SQLite passes argc valid values.
             let args = unsafe { Value::args(argc, argv) };
             if let Err(e) = run(def, c, &args) {
@@ -213,6 +235,10 @@ unsafe extern "C" fn x_set_q(
         || {
             // SAFETY: user data is the Arc<ConnState> of this connection.
             let state = unsafe { &*(c.user_data() as *const ConnState) };
+            if argc != 1 {
+                c.result_error(&format!("pocketvec_set_q: {}", arity_error(&[1], argc)));
+                return;
+            }
             // SAFETY: SQLite passes argc (= 1) valid values.
             let args = unsafe { Value::args(argc, argv) };
             let v = args[0];

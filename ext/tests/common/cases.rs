@@ -1158,8 +1158,11 @@ pub fn bad_function_inputs(open: Opener) {
             "SELECT pocketvec_distance_l2('[1,2,3]', '[1,2]')",
             "pocketvec_distance_l2: dimension mismatch: argument 1 has 3 dimensions, argument 2 has 2",
         ),
-        ("SELECT pocketvec_dim('[1]', '[2]')", "wrong number of arguments to function pocketvec_dim()"),
-        ("SELECT pocketvec_cosine('[1]')", "wrong number of arguments to function pocketvec_cosine()"),
+        ("SELECT pocketvec_dim('[1]', '[2]')", "pocketvec_dim: expected 1 argument, found 2"),
+        ("SELECT pocketvec_cosine('[1]')", "pocketvec_cosine: expected 2 arguments, found 1"),
+        ("SELECT pocketvec_int8('[1]', 1, 2)", "pocketvec_int8: expected 1 or 2 arguments, found 3"),
+        ("SELECT pocketvec_version(1)", "pocketvec_version: expected 0 arguments, found 1"),
+        ("SELECT pocketvec_set_q()", "pocketvec_set_q: expected 1 argument, found 0"),
         (
             "SELECT pocketvec_dot(pocketvec_int8('[1,2]'), '[1,2]')",
             "pocketvec_dot: cannot mix an int8 vector with an f32 vector; convert both with pocketvec_int8() \

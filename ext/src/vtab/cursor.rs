@@ -119,7 +119,7 @@ impl Cursor {
                     ));
                 };
                 let q = stored.as_input().decode_for_table(elem, dim).map_err(|e| {
-                    format!("pocketvec: the pocketvec_set_q vector does not fit {label}: {e}")
+                    format!("pocketvec: the pocketvec_set_q vector cannot query {label}: {e}")
                 })?;
                 self.query = Some(QueryColumn::SetQ(stored));
                 q

@@ -700,7 +700,7 @@ pub fn set_q_is_per_connection_and_overridable(open: Opener) {
     // ...and not the others.
     assert_eq!(
         c1.err("SELECT rowid FROM ann4 LIMIT 1", &[]),
-        "pocketvec: the pocketvec_set_q vector does not fit table \"ann4\": expected 4 dimensions \
+        "pocketvec: the pocketvec_set_q vector cannot query table \"ann4\": expected 4 dimensions \
          (a BLOB of 16 bytes as f32, or a JSON array of 4 numbers), found a BLOB of 32 bytes"
     );
     // query = ? overrides it.
@@ -746,6 +746,17 @@ pub fn set_q_is_per_connection_and_overridable(open: Opener) {
         5,
         TOL,
         "c1 again",
+    );
+    // An untagged BLOB is checked when a table reads it.
+    let nan = f32_blob(&[1.0, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(
+        c1.one("SELECT pocketvec_set_q(?)", &[Val::Blob(nan)]).int(),
+        8
+    );
+    assert_eq!(
+        c1.err(seed, &[]),
+        "pocketvec: the pocketvec_set_q vector cannot query table \"ann\": element at index 1 is NaN; \
+         vectors must be finite"
     );
     // NULL clears.
     assert_eq!(c1.one("SELECT pocketvec_set_q(NULL)", &[]), Val::Null);

@@ -41,15 +41,23 @@ if [ -n "$target" ]; then
 fi
 NM="${NM:-nm}"
 
-# Archive members that define SQLite's own symbols.
-mapfile -t members < <("$NM" -A --defined-only "$lib" 2>/dev/null |
+# Archive members that define SQLite's own symbols (a read loop, not mapfile:
+# macOS still ships bash 3.2).
+members=()
+while IFS= read -r m; do
+    [ -n "$m" ] && members+=("$m")
+done < <("$NM" -A --defined-only "$lib" 2>/dev/null |
     awk '{ sym = $NF; split($1, p, ":"); member = p[2]
            if (sym ~ /^_?(sqlite3_|sqlite3[A-Z]|Sqlite)/ && sym !~ /^_?sqlite3_pocketvec_init$/) print member }' |
     sort -u)
 if [ ${#members[@]} -gt 0 ]; then
     echo "capi-build: removing bundled SQLite from $lib: ${members[*]}"
-    # (binutils' LTO plugin complains about Rust's bitcode-free objects; harmless)
-    "$AR" d "$lib" "${members[@]}" 2> >(grep -v 'bfd plugin' >&2)
+    # binutils' LTO plugin prints a line per Rust object it cannot read (harmless):
+    # show ar's output only when it fails.
+    if ! ar_out=$("$AR" d "$lib" "${members[@]}" 2>&1); then
+        grep -v 'bfd plugin' <<<"$ar_out" >&2
+        exit 1
+    fi
 fi
 left=$("$NM" -A --defined-only "$lib" 2>/dev/null |
     awk '{ sym = $NF; if (sym ~ /^_?(sqlite3_|sqlite3[A-Z]|Sqlite)/ && sym !~ /^_?sqlite3_pocketvec_init$/) print }' | head -n 5)

@@ -54,7 +54,7 @@ header_compiles() {
     echo '#include "pocketvec.h"' >"$LOG/h.c"
     gcc -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -fsyntax-only "$LOG/h.c" &&
         clang -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -fsyntax-only "$LOG/h.c" &&
-        g++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -x c++ "$LOG/h.c" &&
+        clang -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only "$LOG/h.c" &&
         # with SQLite's own header first: the opaque struct declarations must agree with it
         printf '#include <sqlite3.h>\n#include "pocketvec.h"\nint main(void){return sqlite3_auto_extension((void(*)(void))sqlite3_pocketvec_init);}\n' >"$LOG/h2.c" &&
         gcc -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -fsyntax-only "$LOG/h2.c"
@@ -200,7 +200,7 @@ else
             cargo build -Zbuild-std --release --target $AARCH -p pocketvec-capi --no-default-features &&
                 aarch64-linux-gnu-gcc "${CFLAGS[@]}" -DPOCKETVEC_EXPECTED_VERSION="\"$VERSION\"" tests/c/kernels_test.c \
                     "$TARGET_DIR/$AARCH/release/libpocketvec.a" "${SYSLIBS[@]}" -o "$LOG/kernels_test_arm64" &&
-                file "$LOG/kernels_test_arm64" | grep -q aarch64 &&
+                readelf -h "$LOG/kernels_test_arm64" | grep -q AArch64 &&
                 qemu-aarch64 -L /usr/aarch64-linux-gnu "$LOG/kernels_test_arm64" | tail -n 2 &&
                 POCKETVEC_ISA=scalar POCKETVEC_EXPECT_ISA=scalar qemu-aarch64 -L /usr/aarch64-linux-gnu \
                     "$LOG/kernels_test_arm64" | tail -n 1

@@ -28,8 +28,60 @@ fn ss_f16(x: &[f16]) -> &[simsimd::f16] {
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
+fn scan() {
+    let (n, d) = (100_000usize, 768usize);
+    let mut rng = Rng(11);
+    let block = rng.vec_f32(n * d);
+    let q = rng.vec_f32(d);
+    let k = Kernels::detect();
+    let norms: Vec<f32> = block.chunks(d).map(|r| k.norm_f32(r)).collect();
+    let mut out = vec![0f32; n];
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    // Interleaved rounds, so background load hits baseline and scan alike;
+    // report the median of the per-round ratios.
+    let mut rows: Vec<[f64; 5]> = Vec::new();
+    for _ in 0..15 {
+        let base = time(&mut || {
+            black_box(pocketvec_benches::memory_read_sum(black_box(&block)));
+        });
+        let mut r = [base, 0.0, 0.0, 0.0, 0.0];
+        for (j, (metric, with_norms)) in [
+            (kernels::Metric::Cosine, true),
+            (kernels::Metric::Dot, false),
+            (kernels::Metric::L2, false),
+            (kernels::Metric::Cosine, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let ns = with_norms.then_some(&norms[..]);
+            r[j + 1] = time(&mut || k.distances_f32(metric, &q, &block, ns, &mut out).unwrap());
+        }
+        rows.push(r);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let names = ["memory_read", "cosine+norms", "dot", "l2", "cosine"];
+    let mut line = format!("scan {n}x{d} ({}):", k.isa().name());
+    for j in 0..5 {
+        let t = median(rows.iter().map(|r| r[j]).collect());
+        let ratio = median(rows.iter().map(|r| r[0] / r[j]).collect());
+        line += &format!(" {} {t:.2} ms ({ratio:.2}x baseline) |", names[j]);
+    }
+    println!("{line}");
+}
+
 fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
+    if filter == "scan" {
+        return scan();
+    }
     let levels: Vec<Kernels> = available_isas()
         .into_iter()
         .map(|i| Kernels::new(i).unwrap())

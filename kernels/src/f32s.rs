@@ -174,133 +174,37 @@ pub(crate) fn scale<S: Simd>(s: S, a: &mut [f32], k: f32) {
     }
 }
 
-/// Dot products of `q` with four rows at once: the query chunk is loaded once
-/// per four rows, and four row streams run in parallel.
+/// (Σ q·r, Σ r²) in one pass (one-to-many cosine without stored norms: the
+/// query's norm is computed once). Two accumulators per sum.
 #[inline(always)]
-pub(crate) fn dot4<S: Simd>(s: S, q: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
+pub(crate) fn dot_sumsq<S: Simd>(s: S, q: &[f32], r: &[f32]) -> (f32, f32) {
+    debug_assert_eq!(q.len(), r.len());
     let (qv, qt) = S::as_simd_f32s(q);
-    let (r0, r0t) = S::as_simd_f32s(r[0]);
-    let (r1, r1t) = S::as_simd_f32s(r[1]);
-    let (r2, r2t) = S::as_simd_f32s(r[2]);
-    let (r3, r3t) = S::as_simd_f32s(r[3]);
+    let (rv, rt) = S::as_simd_f32s(r);
     let z = s.splat_f32s(0.0);
-    let mut acc = [z; 8];
+    let (mut d, mut n) = ([z; 2], [z; 2]);
     let (q2, q1) = pulp::as_arrays::<2, _>(qv);
-    let n2 = q2.len() * 2;
-    let (r0, r1, r2, r3) = (
-        &r0[..qv.len()],
-        &r1[..qv.len()],
-        &r2[..qv.len()],
-        &r3[..qv.len()],
-    );
-    for (i, [x0, x1]) in q2.iter().enumerate() {
-        let j = 2 * i;
-        acc[0] = fma(s, *x0, r0[j], acc[0]);
-        acc[1] = fma(s, *x0, r1[j], acc[1]);
-        acc[2] = fma(s, *x0, r2[j], acc[2]);
-        acc[3] = fma(s, *x0, r3[j], acc[3]);
-        acc[4] = fma(s, *x1, r0[j + 1], acc[4]);
-        acc[5] = fma(s, *x1, r1[j + 1], acc[5]);
-        acc[6] = fma(s, *x1, r2[j + 1], acc[6]);
-        acc[7] = fma(s, *x1, r3[j + 1], acc[7]);
-    }
-    if let Some(x) = q1.first() {
-        acc[0] = fma(s, *x, r0[n2], acc[0]);
-        acc[1] = fma(s, *x, r1[n2], acc[1]);
-        acc[2] = fma(s, *x, r2[n2], acc[2]);
-        acc[3] = fma(s, *x, r3[n2], acc[3]);
-    }
-    if !qt.is_empty() {
-        let x = s.partial_load_f32s(qt);
-        acc[4] = fma(s, x, s.partial_load_f32s(r0t), acc[4]);
-        acc[5] = fma(s, x, s.partial_load_f32s(r1t), acc[5]);
-        acc[6] = fma(s, x, s.partial_load_f32s(r2t), acc[6]);
-        acc[7] = fma(s, x, s.partial_load_f32s(r3t), acc[7]);
-    }
-    [
-        s.reduce_sum_f32s(s.add_f32s(acc[0], acc[4])),
-        s.reduce_sum_f32s(s.add_f32s(acc[1], acc[5])),
-        s.reduce_sum_f32s(s.add_f32s(acc[2], acc[6])),
-        s.reduce_sum_f32s(s.add_f32s(acc[3], acc[7])),
-    ]
-}
-
-/// (Σ q·r, Σ r²) for four rows at once.
-#[inline(always)]
-pub(crate) fn dot_sq4<S: Simd>(s: S, q: &[f32], r: [&[f32]; 4]) -> ([f32; 4], [f32; 4]) {
-    let (qv, qt) = S::as_simd_f32s(q);
-    let (r0, r0t) = S::as_simd_f32s(r[0]);
-    let (r1, r1t) = S::as_simd_f32s(r[1]);
-    let (r2, r2t) = S::as_simd_f32s(r[2]);
-    let (r3, r3t) = S::as_simd_f32s(r[3]);
-    let z = s.splat_f32s(0.0);
-    let mut d = [z; 4];
-    let mut n = [z; 4];
-    let (r0, r1, r2, r3) = (
-        &r0[..qv.len()],
-        &r1[..qv.len()],
-        &r2[..qv.len()],
-        &r3[..qv.len()],
-    );
-    for (j, x) in qv.iter().enumerate() {
-        let (y0, y1, y2, y3) = (r0[j], r1[j], r2[j], r3[j]);
-        d[0] = fma(s, *x, y0, d[0]);
-        d[1] = fma(s, *x, y1, d[1]);
-        d[2] = fma(s, *x, y2, d[2]);
-        d[3] = fma(s, *x, y3, d[3]);
-        n[0] = fma(s, y0, y0, n[0]);
-        n[1] = fma(s, y1, y1, n[1]);
-        n[2] = fma(s, y2, y2, n[2]);
-        n[3] = fma(s, y3, y3, n[3]);
-    }
-    if !qt.is_empty() {
-        let x = s.partial_load_f32s(qt);
-        for (k, t) in [r0t, r1t, r2t, r3t].into_iter().enumerate() {
-            let y = s.partial_load_f32s(t);
-            d[k] = fma(s, x, y, d[k]);
-            n[k] = fma(s, y, y, n[k]);
+    let (r2, r1) = pulp::as_arrays::<2, _>(rv);
+    for (x, y) in zip(q2, r2) {
+        for k in 0..2 {
+            d[k] = fma(s, x[k], y[k], d[k]);
+            n[k] = fma(s, y[k], y[k], n[k]);
         }
+    }
+    if let (Some(x), Some(y)) = (q1.first(), r1.first()) {
+        d[0] = fma(s, *x, *y, d[0]);
+        n[0] = fma(s, *y, *y, n[0]);
+    }
+    if !qt.is_empty() {
+        let x = s.partial_load_f32s(qt);
+        let y = s.partial_load_f32s(rt);
+        d[1] = fma(s, x, y, d[1]);
+        n[1] = fma(s, y, y, n[1]);
     }
     (
-        [0, 1, 2, 3].map(|k| s.reduce_sum_f32s(d[k])),
-        [0, 1, 2, 3].map(|k| s.reduce_sum_f32s(n[k])),
+        s.reduce_sum_f32s(s.add_f32s(d[0], d[1])),
+        s.reduce_sum_f32s(s.add_f32s(n[0], n[1])),
     )
-}
-
-/// Σ (q-r)² for four rows at once.
-#[inline(always)]
-pub(crate) fn l2sq4<S: Simd>(s: S, q: &[f32], r: [&[f32]; 4]) -> [f32; 4] {
-    let (qv, qt) = S::as_simd_f32s(q);
-    let (r0, r0t) = S::as_simd_f32s(r[0]);
-    let (r1, r1t) = S::as_simd_f32s(r[1]);
-    let (r2, r2t) = S::as_simd_f32s(r[2]);
-    let (r3, r3t) = S::as_simd_f32s(r[3]);
-    let z = s.splat_f32s(0.0);
-    let mut acc = [z; 4];
-    let (r0, r1, r2, r3) = (
-        &r0[..qv.len()],
-        &r1[..qv.len()],
-        &r2[..qv.len()],
-        &r3[..qv.len()],
-    );
-    for (j, x) in qv.iter().enumerate() {
-        let e0 = s.sub_f32s(*x, r0[j]);
-        let e1 = s.sub_f32s(*x, r1[j]);
-        let e2 = s.sub_f32s(*x, r2[j]);
-        let e3 = s.sub_f32s(*x, r3[j]);
-        acc[0] = fma(s, e0, e0, acc[0]);
-        acc[1] = fma(s, e1, e1, acc[1]);
-        acc[2] = fma(s, e2, e2, acc[2]);
-        acc[3] = fma(s, e3, e3, acc[3]);
-    }
-    if !qt.is_empty() {
-        let x = s.partial_load_f32s(qt);
-        for (k, t) in [r0t, r1t, r2t, r3t].into_iter().enumerate() {
-            let e = s.sub_f32s(x, s.partial_load_f32s(t));
-            acc[k] = fma(s, e, e, acc[k]);
-        }
-    }
-    [0, 1, 2, 3].map(|k| s.reduce_sum_f32s(acc[k]))
 }
 
 // ---- WithSimd adapters: one struct per entry point -------------------------

@@ -1,6 +1,5 @@
 //! One-to-many: distances from one query to every row of a row-major block,
-//! the hot loop of every scan. The f32 path runs four rows at once so each
-//! query register is loaded once per four rows.
+//! the hot loop of every scan.
 use pulp::{Simd, WithSimd};
 
 use crate::arch::{Token, WithToken};
@@ -17,15 +16,6 @@ pub(crate) struct ManyF32<'a> {
     pub qn: f32,
 }
 
-/// Splits four consecutive rows of `d` elements.
-#[inline(always)]
-fn split(rs: &[f32], d: usize) -> [&[f32]; 4] {
-    let (r01, r23) = rs.split_at(2 * d);
-    let (r0, r1) = r01.split_at(d);
-    let (r2, r3) = r23.split_at(d);
-    [r0, r1, r2, r3]
-}
-
 impl WithSimd for ManyF32<'_> {
     type Output = ();
     #[inline(always)]
@@ -40,65 +30,43 @@ impl WithSimd for ManyF32<'_> {
         } = self;
         let d = q.len();
         debug_assert!(d > 0 && block.len() == d * out.len());
-        let n4 = out.len() / 4 * 4;
-        let (out4, out1) = out.split_at_mut(n4);
-        let (block4, block1) = block.split_at(n4 * d);
-        let rows4 = block4.chunks_exact(4 * d).zip(out4.chunks_exact_mut(4));
+        // One row at a time, each with the four-accumulator pair kernel: a
+        // single sequential stream is what the hardware prefetchers follow
+        // best. Interleaving four rows (query loaded once per four rows) was
+        // measured 30-40% slower on a 307 MB scan, which is bound by memory,
+        // not by loads from L1.
+        let rows = block.chunks_exact(d).zip(out.iter_mut());
         match (metric, norms) {
             (Metric::Dot, _) => {
-                for (rs, o) in rows4 {
-                    let v = crate::f32s::dot4(s, q, split(rs, d));
-                    for k in 0..4 {
-                        o[k] = -v[k];
-                    }
-                }
-                for (r, o) in block1.chunks_exact(d).zip(out1) {
+                for (r, o) in rows {
                     *o = -crate::f32s::dot(s, q, r);
                 }
             }
             (Metric::L2, _) => {
-                for (rs, o) in rows4 {
-                    let r = split(rs, d);
-                    let v = crate::f32s::l2sq4(s, q, r);
-                    for k in 0..4 {
-                        o[k] = finish::l2_from(v[k], q, r[k]);
-                    }
-                }
-                for (r, o) in block1.chunks_exact(d).zip(out1) {
+                for (r, o) in rows {
                     *o = finish::l2_from(crate::f32s::l2sq(s, q, r), q, r);
                 }
             }
             (Metric::Cosine, Some(norms)) => {
-                let (norms4, norms1) = norms.split_at(n4);
-                for ((rs, o), ns) in rows4.zip(norms4.chunks_exact(4)) {
-                    let r = split(rs, d);
-                    let v = crate::f32s::dot4(s, q, r);
-                    for k in 0..4 {
-                        o[k] = cos_dist(finish::cos_from_norms(v[k], qn, ns[k], q, r[k]));
-                    }
-                }
-                for ((r, o), rn) in block1.chunks_exact(d).zip(out1).zip(norms1) {
+                for ((r, o), rn) in rows.zip(norms) {
                     let ab = crate::f32s::dot(s, q, r);
                     *o = cos_dist(finish::cos_from_norms(ab, qn, *rn, q, r));
                 }
             }
             (Metric::Cosine, None) => {
                 let qq = qn * qn;
-                for (rs, o) in rows4 {
-                    let r = split(rs, d);
-                    let (ab, rr) = crate::f32s::dot_sq4(s, q, r);
-                    for k in 0..4 {
-                        let sim = if finish::safe(qq) && finish::safe(rr[k]) {
-                            cos_sim_norms(ab[k] as f64, qn as f64, (rr[k] as f64).sqrt())
+                for (r, o) in rows {
+                    let sim = if finish::safe(qq) {
+                        let (ab, rr) = crate::f32s::dot_sumsq(s, q, r);
+                        if finish::safe(rr) {
+                            finish::cos_sim_f32(ab, qq, rr)
                         } else {
-                            finish::cos_from((ab[k], qq, rr[k]), q, r[k])
-                        };
-                        o[k] = cos_dist(sim);
-                    }
-                }
-                for (r, o) in block1.chunks_exact(d).zip(out1) {
-                    let parts = crate::f32s::cos_parts(s, q, r);
-                    *o = cos_dist(finish::cos_from(parts, q, r));
+                            finish::cos_from((ab, qq, rr), q, r)
+                        }
+                    } else {
+                        finish::cos_from(crate::f32s::cos_parts(s, q, r), q, r)
+                    };
+                    *o = cos_dist(sim);
                 }
             }
         }

@@ -13,7 +13,8 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	cargo build --release -p pocketvec -p pocketvec-capi
+	cargo build --release -p pocketvec
+	bash scripts/capi-build.sh
 
 demo: build
 	rm -f demo.db demo.db-journal
@@ -29,7 +30,16 @@ test-rust: setup
 test-neon: setup
 	bash scripts/neon-test.sh --release
 
-test: setup lint test-rust test-neon
+test-cli: build
+	bash tests/cli/run.sh ./$(basename $(EXT))
+
+test-demo: build
+	$(PY) examples/seed_demo_check.py
+
+test-c: build
+	bash tests/c/run.sh
+
+test: setup lint test-rust test-cli test-demo test-c test-neon
 	@echo "make test: all suites passed"
 
 bench-kernels: setup

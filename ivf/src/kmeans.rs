@@ -19,6 +19,7 @@
 
 use crate::error::{invalid, Error};
 use crate::rng::{sample_indices, SeededRng};
+use crate::simd::multiversion;
 use kernels::{Kernels, Metric};
 
 /// How points are compared with centroids.
@@ -428,69 +429,60 @@ pub(crate) fn panels(centroids: &[f32], k: usize, dim: usize) -> Vec<f32> {
     out
 }
 
-/// Blocked "points × centroidsᵀ" assignment: a register tile of NP points
-/// against a panel of NC centroids, accumulated over all dimensions, then
-/// folded into each point's running best. The plain loops are written for
-/// the auto-vectoriser and compiled under pulp's runtime-detected target
-/// features (AVX-512 / AVX2+FMA).
-#[allow(clippy::too_many_arguments)]
-fn assign_gemm(
-    pts: &[f32],
-    dim: usize,
-    panel: &[f32],
-    k: usize,
-    csq: &[f32],
-    l2: bool,
-    labels: &mut [u32],
-    scores: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx512 = false;
-    pulp::Arch::new().dispatch(
-        #[inline(always)]
-        || {
-            let n = pts.len() / dim;
-            let npanels = k.div_ceil(NC);
-            let mut xt = vec![0f32; dim * NP];
-            let mut i0 = 0;
-            while i0 < n {
-                let np = NP.min(n - i0);
-                // Transpose the point tile: xt[d][p].
-                for p in 0..NP {
-                    for d in 0..dim {
-                        xt[d * NP + p] = if p < np { pts[(i0 + p) * dim + d] } else { 0.0 };
-                    }
+multiversion! {
+    /// Blocked "points × centroidsᵀ" assignment: a register tile of NP
+    /// points against a panel of NC centroids, accumulated over all
+    /// dimensions (explicit AVX-512 micro-kernel, else auto-vectorised
+    /// loops), then folded into each point's running best.
+    fn assign_gemm(
+        pts: &[f32],
+        dim: usize,
+        panel: &[f32],
+        k: usize,
+        csq: &[f32],
+        l2: bool,
+        labels: &mut [u32],
+        scores: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        let n = pts.len() / dim;
+        let npanels = k.div_ceil(NC);
+        let mut xt = vec![0f32; dim * NP];
+        let mut i0 = 0;
+        while i0 < n {
+            let np = NP.min(n - i0);
+            // Transpose the point tile: xt[d][p].
+            for p in 0..NP {
+                for d in 0..dim {
+                    xt[d * NP + p] = if p < np { pts[(i0 + p) * dim + d] } else { 0.0 };
                 }
-                let mut best = [f32::INFINITY; NP];
-                let mut bi = [0u32; NP];
-                for pi in 0..npanels {
-                    let pan = &panel[pi * dim * NC..(pi + 1) * dim * NC];
-                    let mut acc = [[0f32; NC]; NP];
-                    microkernel(avx512, pan, &xt, &mut acc);
-                    let c0 = pi * NC;
-                    let nc = NC.min(k - c0);
-                    for p in 0..np {
-                        for c in 0..nc {
-                            let s = if l2 {
-                                csq[c0 + c] - 2.0 * acc[p][c]
-                            } else {
-                                -acc[p][c]
-                            };
-                            if s < best[p] {
-                                best[p] = s;
-                                bi[p] = (c0 + c) as u32;
-                            }
+            }
+            let mut best = [f32::INFINITY; NP];
+            let mut bi = [0u32; NP];
+            for pi in 0..npanels {
+                let pan = &panel[pi * dim * NC..(pi + 1) * dim * NC];
+                let mut acc = [[0f32; NC]; NP];
+                microkernel(avx512, pan, &xt, &mut acc);
+                let c0 = pi * NC;
+                let nc = NC.min(k - c0);
+                for p in 0..np {
+                    for c in 0..nc {
+                        let s = if l2 { csq[c0 + c] - 2.0 * acc[p][c] } else { -acc[p][c] };
+                        if s < best[p] {
+                            best[p] = s;
+                            bi[p] = (c0 + c) as u32;
                         }
                     }
                 }
-                labels[i0..i0 + np].copy_from_slice(&bi[..np]);
-                scores[i0..i0 + np].copy_from_slice(&best[..np]);
-                i0 += np;
             }
-        },
-    )
+            labels[i0..i0 + np].copy_from_slice(&bi[..np]);
+            scores[i0..i0 + np].copy_from_slice(&best[..np]);
+            i0 += np;
+        }
+    }
 }
 
 /// `out[c] = x · centroid_c` for all `k` centroids stored as panels (one
@@ -504,26 +496,24 @@ pub(crate) fn dots_panels(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &
         unsafe { dots_panels_avx512(panel, k, dim, x, out) };
         return;
     }
-    pulp::Arch::new().dispatch(
-        #[inline(always)]
-        || {
-            for pi in 0..npanels {
-                let mut acc = [0f32; NC];
-                for (t, &xv) in panel[pi * dim * NC..(pi + 1) * dim * NC]
-                    .chunks_exact(NC)
-                    .zip(x)
-                {
-                    let t: &[f32; NC] = t.try_into().expect("panel row");
-                    for c in 0..NC {
-                        acc[c] += xv * t[c];
-                    }
+    dots_panels_generic(panel, k, dim, x, out)
+}
+
+multiversion! {
+    fn dots_panels_generic(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {
+        for pi in 0..k.div_ceil(NC) {
+            let mut acc = [0f32; NC];
+            for (t, &xv) in panel[pi * dim * NC..(pi + 1) * dim * NC].chunks_exact(NC).zip(x) {
+                let t: &[f32; NC] = t.try_into().expect("panel row");
+                for c in 0..NC {
+                    acc[c] += xv * t[c];
                 }
-                let c0 = pi * NC;
-                let nc = NC.min(k - c0);
-                out[c0..c0 + nc].copy_from_slice(&acc[..nc]);
             }
-        },
-    )
+            let c0 = pi * NC;
+            let nc = NC.min(k - c0);
+            out[c0..c0 + nc].copy_from_slice(&acc[..nc]);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -623,51 +613,72 @@ unsafe fn microkernel_avx512(pan: &[f32], xt: &[f32], acc: &mut [[f32; NC]; NP])
     }
 }
 
-/// Scores `s[c] = csq[c] - 2 Σ_d x_d t[d][c]` (or `-Σ x_d t[d][c]`) for a
-/// transposed centroid table `t` (`dim × k`), vectorised over centroids.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn assign_small(
-    pts: &[f32],
-    dim: usize,
-    t: &[f32],
-    k: usize,
-    csq: &[f32],
-    l2: bool,
-    labels: &mut [u32],
-    scores: &mut [f32],
-) {
-    pulp::Arch::new().dispatch(
-        #[inline(always)]
-        || {
-            let mut acc = vec![0f32; k];
-            let (base, factor) = if l2 { (csq, -2.0f32) } else { (csq, -1.0f32) };
-            for (i, x) in pts.chunks_exact(dim).enumerate() {
-                if l2 {
-                    acc.copy_from_slice(base);
-                } else {
-                    acc.fill(0.0);
-                }
-                for (d, &xd) in x.iter().enumerate() {
-                    let w = factor * xd;
-                    let row = &t[d * k..(d + 1) * k];
-                    for (a, &tv) in acc.iter_mut().zip(row) {
-                        *a += w * tv;
-                    }
-                }
-                let (bi, best) = argmin(&acc);
-                labels[i] = bi as u32;
-                scores[i] = best;
+multiversion! {
+    /// Scores `s[c] = csq[c] - 2 Σ_d x_d t[d][c]` (or `-Σ x_d t[d][c]`) for a
+    /// transposed centroid table `t` (`dim × k`), vectorised over centroids.
+    pub(crate) fn assign_small(
+        pts: &[f32],
+        dim: usize,
+        t: &[f32],
+        k: usize,
+        csq: &[f32],
+        l2: bool,
+        labels: &mut [u32],
+        scores: &mut [f32],
+    ) {
+        let mut acc = vec![0f32; k];
+        let factor = if l2 { -2.0f32 } else { -1.0f32 };
+        for (i, x) in pts.chunks_exact(dim).enumerate() {
+            if l2 {
+                acc.copy_from_slice(csq);
+            } else {
+                acc.fill(0.0);
             }
-        },
-    )
+            for (d, &xd) in x.iter().enumerate() {
+                let w = factor * xd;
+                let row = &t[d * k..(d + 1) * k];
+                for (a, &tv) in acc.iter_mut().zip(row) {
+                    *a += w * tv;
+                }
+            }
+            let (bi, best) = argmin(&acc);
+            labels[i] = bi as u32;
+            scores[i] = best;
+        }
+    }
 }
 
-/// Index and value of the smallest element (first on ties).
+/// Index and value of the smallest element (first on ties). Sixteen
+/// independent lanes (compare + blend, vectorised) instead of one serial
+/// dependency chain, then a 16-way reduction. Inputs are finite.
 #[inline(always)]
 pub(crate) fn argmin(v: &[f32]) -> (usize, f32) {
-    // Two vectorisable passes (min, then its first position) beat one
-    // branchy pass. Inputs are finite.
-    let best = v.iter().fold(f32::INFINITY, |a, &b| a.min(b));
-    let bi = v.iter().position(|&s| s == best).unwrap_or(0);
-    (bi, best)
+    const L: usize = 16;
+    let mut best = [f32::INFINITY; L];
+    let mut idx = [0u32; L];
+    let chunks = v.chunks_exact(L);
+    let tail = chunks.remainder();
+    for (k, ch) in chunks.enumerate() {
+        let ch: &[f32; L] = ch.try_into().expect("chunk");
+        for l in 0..L {
+            let take = ch[l] < best[l];
+            best[l] = if take { ch[l] } else { best[l] };
+            idx[l] = if take { (k * L + l) as u32 } else { idx[l] };
+        }
+    }
+    let base = v.len() - tail.len();
+    let (mut bv, mut bi) = (f32::INFINITY, 0usize);
+    for l in 0..L {
+        if best[l] < bv || (best[l] == bv && (idx[l] as usize) < bi) {
+            bv = best[l];
+            bi = idx[l] as usize;
+        }
+    }
+    for (t, &x) in tail.iter().enumerate() {
+        if x < bv {
+            bv = x;
+            bi = base + t;
+        }
+    }
+    (bi, bv)
 }

@@ -24,11 +24,12 @@ mod model;
 mod pq;
 mod rng;
 mod search;
+mod simd;
 
 pub use error::Error;
 pub use kernels::Metric;
 pub use list::{
-    CodeLayout, ListChunk, ListChunkRef, ListChunkView, CHUNK_HEADER, CHUNK_MAGIC, CHUNK_VERSION,
+    CodeLayout, ListChunk, ListChunkRef, CHUNK_HEADER, CHUNK_MAGIC, CHUNK_VERSION,
     DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS,
 };
 pub use mem::MemIndex;

@@ -14,8 +14,9 @@
 //! 20      4               reserved, 0
 //! 24      8·n             ids, i64
 //! ..      codes           none/int8: n·code_bytes, row-major
-//!                         pq: ceil(n/64) blocks of m·64 bytes, each block
-//!                         sub-space-major (byte j·64+lane), padding lanes 0
+//!                         pq: n·m bytes in blocks of 64 vectors, each block
+//!                         sub-space-major (byte j·64+lane); the last block,
+//!                         of r = n mod 64 vectors, uses stride r (no padding)
 //! ..      4·aux·n         side values, f32 row-major (int8: scale[, L2 term];
 //!                         pq with L2: ||r̂||²+2c·r̂)
 //! ```
@@ -67,10 +68,7 @@ impl fmt::Display for CodeLayout {
 impl CodeLayout {
     /// Bytes of the code region for `n` entries.
     pub fn codes_len(&self, n: usize) -> usize {
-        match self.kind {
-            QuantizerKind::Pq => n.div_ceil(BLOCK) * BLOCK * self.code_bytes,
-            _ => n * self.code_bytes,
-        }
+        n * self.code_bytes
     }
     /// Total chunk bytes for `n` entries.
     pub fn chunk_len(&self, n: usize) -> usize {
@@ -175,16 +173,29 @@ impl<'a> ListChunkRef<'a> {
         let cb = self.layout.code_bytes;
         match self.layout.kind {
             QuantizerKind::Pq => {
-                let base = (i / BLOCK) * BLOCK * cb + i % BLOCK;
-                (0..cb).map(|j| self.codes[base + j * BLOCK]).collect()
+                let (base, stride) = pq_pos(self.n, cb, i);
+                (0..cb).map(|j| self.codes[base + j * stride]).collect()
             }
             _ => self.codes[i * cb..(i + 1) * cb].to_vec(),
         }
     }
+    /// Number of full 64-vector PQ blocks (the rest is the tail block).
+    pub(crate) fn full_blocks(&self) -> usize {
+        self.n / BLOCK
+    }
     pub fn to_owned(&self) -> ListChunk {
         let mut c = ListChunk::new(self.layout);
         c.ids = (0..self.n).map(|i| self.id(i)).collect();
-        c.codes = self.codes.to_vec();
+        c.codes = match self.layout.kind {
+            QuantizerKind::Pq => {
+                let mut rows = Vec::with_capacity(self.codes.len());
+                for i in 0..self.n {
+                    rows.extend_from_slice(&self.code(i));
+                }
+                rows
+            }
+            _ => self.codes.to_vec(),
+        };
         c.aux = (0..self.n * self.layout.aux)
             .map(|i| read_f32(self.aux, i))
             .collect();
@@ -192,7 +203,8 @@ impl<'a> ListChunkRef<'a> {
     }
 }
 
-/// An owned, mutable chunk.
+/// An owned, mutable chunk. Codes are kept row-major in memory; PQ codes
+/// are blocked only when serialised.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListChunk {
     layout: CodeLayout,
@@ -227,14 +239,24 @@ impl ListChunk {
         for id in &self.ids {
             w.u64(*id as u64);
         }
-        w.bytes(&self.codes);
+        match self.layout.kind {
+            QuantizerKind::Pq => {
+                let cb = self.layout.code_bytes;
+                let start = w.buf.len();
+                w.buf.resize(start + n * cb, 0);
+                let out = &mut w.buf[start..];
+                for (i, row) in self.codes.chunks_exact(cb).enumerate() {
+                    let (base, stride) = pq_pos(n, cb, i);
+                    for (j, &c) in row.iter().enumerate() {
+                        out[base + j * stride] = c;
+                    }
+                }
+            }
+            _ => w.bytes(&self.codes),
+        }
         w.f32s(&self.aux);
         debug_assert_eq!(w.buf.len(), self.layout.chunk_len(n));
         w.buf
-    }
-    /// Borrow as a scan view (no copy).
-    pub fn as_ref_view(&self) -> ListChunkView<'_> {
-        ListChunkView { chunk: self }
     }
     pub fn layout(&self) -> CodeLayout {
         self.layout
@@ -279,21 +301,8 @@ impl ListChunk {
                 format!("full ({MAX_CHUNK_ROWS} entries)"),
             ));
         }
-        let i = self.ids.len();
         self.ids.push(id);
-        match l.kind {
-            QuantizerKind::Pq => {
-                if i.is_multiple_of(BLOCK) {
-                    self.codes
-                        .resize(self.codes.len() + BLOCK * l.code_bytes, 0);
-                }
-                let base = (i / BLOCK) * BLOCK * l.code_bytes + i % BLOCK;
-                for (j, &c) in code.iter().enumerate() {
-                    self.codes[base + j * BLOCK] = c;
-                }
-            }
-            _ => self.codes.extend_from_slice(code),
-        }
+        self.codes.extend_from_slice(code);
         self.aux.extend_from_slice(aux);
         Ok(())
     }
@@ -334,77 +343,20 @@ impl ListChunk {
             self.aux[i * l.aux + k] = self.aux[last * l.aux + k];
         }
         self.aux.truncate(last * l.aux);
-        match l.kind {
-            QuantizerKind::Pq => {
-                let cb = l.code_bytes;
-                let bi = (i / BLOCK) * BLOCK * cb + i % BLOCK;
-                let bl = (last / BLOCK) * BLOCK * cb + last % BLOCK;
-                for j in 0..cb {
-                    self.codes[bi + j * BLOCK] = self.codes[bl + j * BLOCK];
-                    self.codes[bl + j * BLOCK] = 0;
-                }
-                self.codes.truncate(l.codes_len(last));
-            }
-            _ => {
-                let cb = l.code_bytes;
-                self.codes.copy_within(last * cb..(last + 1) * cb, i * cb);
-                self.codes.truncate(last * cb);
-            }
-        }
+        let cb = l.code_bytes;
+        self.codes.copy_within(last * cb..(last + 1) * cb, i * cb);
+        self.codes.truncate(last * cb);
     }
 }
 
-/// Scan view of an owned chunk (same access as [`ListChunkRef`]).
-#[derive(Copy, Clone, Debug)]
-pub struct ListChunkView<'a> {
-    chunk: &'a ListChunk,
-}
-
-/// What the scan needs from a chunk, owned or borrowed.
-pub(crate) trait ChunkAccess {
-    fn layout(&self) -> CodeLayout;
-    fn len(&self) -> usize;
-    fn id(&self, i: usize) -> i64;
-    fn aux(&self, i: usize, k: usize) -> f32;
-    fn codes(&self) -> &[u8];
-}
-
-impl ChunkAccess for ListChunkRef<'_> {
-    fn layout(&self) -> CodeLayout {
-        self.layout
-    }
-    fn len(&self) -> usize {
-        self.n
-    }
-    #[inline]
-    fn id(&self, i: usize) -> i64 {
-        ListChunkRef::id(self, i)
-    }
-    #[inline]
-    fn aux(&self, i: usize, k: usize) -> f32 {
-        ListChunkRef::aux(self, i, k)
-    }
-    fn codes(&self) -> &[u8] {
-        self.codes
-    }
-}
-
-impl ChunkAccess for ListChunkView<'_> {
-    fn layout(&self) -> CodeLayout {
-        self.chunk.layout
-    }
-    fn len(&self) -> usize {
-        self.chunk.ids.len()
-    }
-    #[inline]
-    fn id(&self, i: usize) -> i64 {
-        self.chunk.ids[i]
-    }
-    #[inline]
-    fn aux(&self, i: usize, k: usize) -> f32 {
-        self.chunk.aux[i * self.chunk.layout.aux + k]
-    }
-    fn codes(&self) -> &[u8] {
-        &self.chunk.codes
+/// Where vector `i` of `n` PQ codes of `m` bytes starts in the blocked
+/// code region, and the stride between its sub-spaces.
+#[inline]
+pub(crate) fn pq_pos(n: usize, m: usize, i: usize) -> (usize, usize) {
+    let full = n / BLOCK;
+    if i < full * BLOCK {
+        ((i / BLOCK) * BLOCK * m + i % BLOCK, BLOCK)
+    } else {
+        (full * BLOCK * m + (i - full * BLOCK), n - full * BLOCK)
     }
 }

@@ -17,6 +17,7 @@
 
 use crate::error::Error;
 use crate::kmeans::{argmin, kmeans, transpose, Assign, KMeansConfig};
+use crate::simd::multiversion;
 use kernels::Kernels;
 
 /// Codes per transposed block in list chunks.
@@ -143,26 +144,7 @@ impl Pq {
 
     /// Encode `x` (`dim`) into `code` (`m` bytes).
     pub(crate) fn encode(&self, x: &[f32], code: &mut [u8]) {
-        let (m, dsub) = (self.m, self.dsub);
-        pulp::Arch::new().dispatch(
-            #[inline(always)]
-            || {
-                let mut acc = [0f32; KSUB];
-                let mut s = vec![0f32; dsub];
-                for (j, cj) in code.iter_mut().enumerate().take(m) {
-                    self.sub(x, j, &mut s);
-                    acc.copy_from_slice(&self.cnorm[j * KSUB..(j + 1) * KSUB]);
-                    let t = &self.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
-                    for (d, &xd) in s.iter().enumerate() {
-                        let w = -2.0 * xd;
-                        for (a, &tv) in acc.iter_mut().zip(&t[d * KSUB..(d + 1) * KSUB]) {
-                            *a += w * tv;
-                        }
-                    }
-                    *cj = argmin(&acc).0 as u8;
-                }
-            },
-        )
+        pq_encode(self, x, code)
     }
 
     /// Reconstruct the residual of `code` into `out` (`dim`).
@@ -178,25 +160,105 @@ impl Pq {
 
     /// `lut[j*KSUB + c] = coef · (q_j · cb_j[c])`.
     pub(crate) fn ip_lut(&self, q: &[f32], coef: f32, lut: &mut [f32]) {
-        let (m, dsub) = (self.m, self.dsub);
-        pulp::Arch::new().dispatch(
-            #[inline(always)]
-            || {
-                let mut s = vec![0f32; dsub];
-                for j in 0..m {
-                    self.sub(q, j, &mut s);
-                    let acc = &mut lut[j * KSUB..(j + 1) * KSUB];
-                    acc.fill(0.0);
-                    let t = &self.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
-                    for (d, &qd) in s.iter().enumerate() {
-                        let w = coef * qd;
-                        for (a, &tv) in acc.iter_mut().zip(&t[d * KSUB..(d + 1) * KSUB]) {
-                            *a += w * tv;
-                        }
-                    }
+        pq_ip_lut(self, q, coef, lut)
+    }
+}
+
+multiversion! {
+    fn pq_encode(pq: &Pq, x: &[f32], code: &mut [u8]) {
+        let (m, dsub) = (pq.m, pq.dsub);
+        let mut acc = [0f32; KSUB];
+        let mut s = vec![0f32; dsub];
+        for (j, cj) in code.iter_mut().enumerate().take(m) {
+            pq.sub(x, j, &mut s);
+            acc.copy_from_slice(&pq.cnorm[j * KSUB..(j + 1) * KSUB]);
+            let t = &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
+            for (d, &xd) in s.iter().enumerate() {
+                let w = -2.0 * xd;
+                let row: &[f32; KSUB] = t[d * KSUB..(d + 1) * KSUB].try_into().expect("row");
+                for c in 0..KSUB {
+                    acc[c] += w * row[c];
                 }
-            },
-        )
+            }
+            *cj = argmin(&acc).0 as u8;
+        }
+    }
+}
+
+multiversion! {
+    fn pq_ip_lut(pq: &Pq, q: &[f32], coef: f32, lut: &mut [f32]) {
+        let (m, dsub) = (pq.m, pq.dsub);
+        let mut s = vec![0f32; dsub];
+        for j in 0..m {
+            pq.sub(q, j, &mut s);
+            let acc: &mut [f32; KSUB] = (&mut lut[j * KSUB..(j + 1) * KSUB]).try_into().expect("table");
+            *acc = [0f32; KSUB];
+            let t = &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
+            for (d, &qd) in s.iter().enumerate() {
+                let w = coef * qd;
+                let row: &[f32; KSUB] = t[d * KSUB..(d + 1) * KSUB].try_into().expect("row");
+                for c in 0..KSUB {
+                    acc[c] += w * row[c];
+                }
+            }
+        }
+    }
+}
+
+/// Quantise a table to u8 (only used by the VBMI scan, so AVX-512).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn quantize_lut_avx512(lut: &[f32], m: usize) -> QuantLut {
+    use std::arch::x86_64::*;
+    assert!(lut.len() >= m * KSUB);
+    let mut mins = Vec::with_capacity(m);
+    let mut range = 0f32;
+    for t in lut.chunks_exact(KSUB).take(m) {
+        let p = t.as_ptr();
+        // SAFETY: t has KSUB = 256 f32, read as 16 vectors of 16.
+        let (lo, hi) = unsafe {
+            let mut lo = _mm512_loadu_ps(p);
+            let mut hi = lo;
+            for i in 1..KSUB / 16 {
+                let v = _mm512_loadu_ps(p.add(i * 16));
+                lo = _mm512_min_ps(lo, v);
+                hi = _mm512_max_ps(hi, v);
+            }
+            (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
+        };
+        mins.push(lo);
+        range = range.max(hi - lo);
+    }
+    let delta = if range > 0.0 && range.is_finite() {
+        range / 255.0
+    } else {
+        1.0
+    };
+    let mut q = vec![0u8; m * KSUB];
+    let inv = _mm512_set1_ps(1.0 / delta);
+    let half = _mm512_set1_ps(0.5);
+    let top = _mm512_set1_ps(255.0);
+    for ((t, o), &lo) in lut
+        .chunks_exact(KSUB)
+        .zip(q.chunks_exact_mut(KSUB))
+        .zip(&mins)
+    {
+        let lo = _mm512_set1_ps(lo);
+        for i in 0..KSUB / 16 {
+            // SAFETY: i*16+16 <= KSUB for both the table row and the output.
+            unsafe {
+                let v = _mm512_loadu_ps(t.as_ptr().add(i * 16));
+                // (v - lo) * inv + 0.5, in [0.5, 255.5]; clamp, truncate = round.
+                let x = _mm512_min_ps(_mm512_fmadd_ps(_mm512_sub_ps(v, lo), inv, half), top);
+                let b = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(x));
+                _mm_storeu_si128(o.as_mut_ptr().add(i * 16) as *mut __m128i, b);
+            }
+        }
+    }
+    QuantLut {
+        q,
+        bias: mins.iter().sum(),
+        delta,
     }
 }
 
@@ -276,33 +338,12 @@ pub(crate) struct QuantLut {
 }
 
 impl QuantLut {
+    /// Requires AVX-512F (the VBMI scan path implies it).
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
-        let mut mins = Vec::with_capacity(m);
-        let mut range = 0f32;
-        for t in lut.chunks_exact(KSUB).take(m) {
-            let lo = t.iter().fold(f32::INFINITY, |a, &b| a.min(b));
-            let hi = t.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            mins.push(lo);
-            range = range.max(hi - lo);
-        }
-        let delta = if range > 0.0 && range.is_finite() {
-            range / 255.0
-        } else {
-            1.0
-        };
-        let inv = 1.0 / delta;
-        let mut q = Vec::with_capacity(m * KSUB);
-        for (t, &lo) in lut.chunks_exact(KSUB).zip(&mins) {
-            q.extend(
-                t.iter()
-                    .map(|&v| ((v - lo) * inv).round().clamp(0.0, 255.0) as u8),
-            );
-        }
-        QuantLut {
-            q,
-            bias: mins.iter().sum(),
-            delta,
-        }
+        assert!(std::arch::is_x86_feature_detected!("avx512f"));
+        // SAFETY: AVX-512F asserted just above.
+        unsafe { quantize_lut_avx512(lut, m) }
     }
 }
 
@@ -484,7 +525,12 @@ mod tests {
             let codes: Vec<u8> = (0..nb * BLOCK * m)
                 .map(|i| ((i * 131 + 7) % 256) as u8)
                 .collect();
-            let qlut = QuantLut::new(&lut, m);
+            // The u8 table exists on the VBMI path only (AVX-512).
+            #[cfg(target_arch = "x86_64")]
+            let qlut =
+                std::arch::is_x86_feature_detected!("avx512f").then(|| QuantLut::new(&lut, m));
+            #[cfg(not(target_arch = "x86_64"))]
+            let qlut: Option<QuantLut> = None;
             // f64 references from the definition: exact table and the
             // dequantised u8 table (its integer sum saturates at u16::MAX).
             let mut want = vec![0f64; nb * BLOCK];
@@ -495,16 +541,18 @@ mod tests {
                     for j in 0..m {
                         let c = codes[b * m * BLOCK + j * BLOCK + l] as usize;
                         s += lut[j * KSUB + c] as f64;
-                        qs += qlut.q[j * KSUB + c] as u32;
+                        qs += qlut.as_ref().map_or(0, |q| q.q[j * KSUB + c] as u32);
                     }
                     want[b * BLOCK + l] = s;
-                    want_q[b * BLOCK + l] =
-                        qlut.bias as f64 + qlut.delta as f64 * qs.min(u16::MAX as u32) as f64;
+                    if let Some(q) = &qlut {
+                        want_q[b * BLOCK + l] =
+                            q.bias as f64 + q.delta as f64 * qs.min(u16::MAX as u32) as f64;
+                    }
                 }
             }
             for p in AdcPath::all_available() {
                 let mut got = vec![0f32; nb * BLOCK];
-                adc_scan(p, &lut, Some(&qlut), m, &codes, &mut got);
+                adc_scan(p, &lut, qlut.as_ref(), m, &codes, &mut got);
                 #[cfg(target_arch = "x86_64")]
                 let quantised = p == AdcPath::Vbmi;
                 #[cfg(not(target_arch = "x86_64"))]
@@ -515,11 +563,11 @@ mod tests {
                         (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
                         "m {m} {p:?} lane {i}: {g} vs {w}"
                     );
-                    if quantised && m < 258 {
+                    if let (true, true, Some(q)) = (quantised, m < 258, &qlut) {
                         // Quantisation error bound: m · delta / 2.
                         let e = (*g as f64 - want[i]).abs();
                         assert!(
-                            e <= m as f64 * qlut.delta as f64 * 0.5 + 1e-3,
+                            e <= m as f64 * q.delta as f64 * 0.5 + 1e-3,
                             "m {m}: error {e}"
                         );
                     }

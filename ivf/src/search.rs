@@ -16,7 +16,7 @@
 //! caller, or returns the approximate ones.
 
 use crate::error::{invalid, Error};
-use crate::list::{ChunkAccess, ListChunk, ListChunkRef};
+use crate::list::ListChunkRef;
 use crate::model::{check_vec, i8_slice, IvfModel, QuantizerKind};
 use crate::pq::{adc_scan, AdcPath, QuantLut, BLOCK, KSUB};
 use kernels::{Metric, TopK};
@@ -98,6 +98,7 @@ pub struct Searcher<'m> {
     k: usize,
     top: TopK,
     buf: Vec<f32>,
+    tail: Vec<u8>,
     scanned: usize,
 }
 
@@ -166,6 +167,7 @@ impl IvfModel {
             k: params.k,
             top: TopK::new(keep)?,
             buf: Vec::new(),
+            tail: Vec::new(),
             scanned: 0,
         })
     }
@@ -216,26 +218,10 @@ impl<'m> Searcher<'m> {
     pub fn scan_ref(&mut self, list: u32, chunk: &ListChunkRef<'_>) -> Result<(), Error> {
         self.scan_impl(list, chunk, &mut |_| true)
     }
-    /// Scan an owned chunk (in-memory indexes).
-    pub fn scan_owned(
+    fn scan_impl(
         &mut self,
         list: u32,
-        chunk: &ListChunk,
-        keep: &mut dyn FnMut(i64) -> bool,
-    ) -> Result<(), Error> {
-        if chunk.layout() != self.model.code_layout() {
-            return Err(Error::LayoutMismatch {
-                expected: self.model.code_layout().to_string(),
-                found: chunk.layout().to_string(),
-            });
-        }
-        self.scan_impl(list, &chunk.as_ref_view(), keep)
-    }
-
-    fn scan_impl<C: ChunkAccess>(
-        &mut self,
-        list: u32,
-        c: &C,
+        c: &ListChunkRef<'_>,
         keep: &mut dyn FnMut(i64) -> bool,
     ) -> Result<(), Error> {
         let n = c.len();
@@ -253,16 +239,33 @@ impl<'m> Searcher<'m> {
         let kern = self.model.kern;
         match self.kind {
             QuantizerKind::Pq => {
+                let m = self.model.params.pq_m;
+                let full = c.full_blocks();
                 let padded = n.div_ceil(BLOCK) * BLOCK;
                 self.buf.resize(padded, 0.0);
-                adc_scan(
-                    self.adc,
-                    &self.lut,
-                    self.qlut.as_ref(),
-                    self.model.params.pq_m,
-                    c.codes(),
-                    &mut self.buf,
-                );
+                let codes = c.code_region();
+                let (head, tail) = codes.split_at(full * BLOCK * m);
+                let (out_head, out_tail) = self.buf.split_at_mut(full * BLOCK);
+                adc_scan(self.adc, &self.lut, self.qlut.as_ref(), m, head, out_head);
+                let r = n - full * BLOCK;
+                if r > 0 {
+                    // The tail block is stored with stride r: re-stride it
+                    // into one padded 64-lane block.
+                    self.tail.clear();
+                    self.tail.resize(BLOCK * m, 0);
+                    for j in 0..m {
+                        self.tail[j * BLOCK..j * BLOCK + r]
+                            .copy_from_slice(&tail[j * r..(j + 1) * r]);
+                    }
+                    adc_scan(
+                        self.adc,
+                        &self.lut,
+                        self.qlut.as_ref(),
+                        m,
+                        &self.tail,
+                        out_tail,
+                    );
+                }
                 if c.layout().aux == 1 {
                     for (i, d) in self.buf[..n].iter_mut().enumerate() {
                         *d += base + c.aux(i, 0);
@@ -278,7 +281,7 @@ impl<'m> Searcher<'m> {
                 kern.distances_i8(
                     Metric::Dot,
                     &self.q8,
-                    i8_slice(c.codes()),
+                    i8_slice(c.code_region()),
                     None,
                     &mut self.buf,
                 )?;
@@ -295,7 +298,13 @@ impl<'m> Searcher<'m> {
             }
             QuantizerKind::None => {
                 self.buf.resize(n, 0.0);
-                kern.distances_f32_bytes(self.metric, &self.query, c.codes(), None, &mut self.buf)?;
+                kern.distances_f32_bytes(
+                    self.metric,
+                    &self.query,
+                    c.code_region(),
+                    None,
+                    &mut self.buf,
+                )?;
             }
         }
         // Until the heap is full everything is admitted; then only entries

@@ -219,7 +219,7 @@ fn chunks_append_remove_round_trip_and_reject_garbage() {
             let layout = m.code_layout();
             let mut c = ListChunk::new(layout);
             let mut want: Vec<(i64, Vec<u8>)> = Vec::new();
-            for i in 0..37usize {
+            for i in 0..150usize {
                 let e = m.encode(&data[i * 32..(i + 1) * 32]).unwrap();
                 c.push(1000 + i as i64, &e.code, &e.aux).unwrap();
                 want.push((1000 + i as i64, e.code));

@@ -41,6 +41,9 @@ pub struct KMeansConfig {
     /// Normalise centroids after every update (spherical k-means).
     pub spherical: bool,
     pub threads: usize,
+    /// k-means++ candidates per seeding step: 0 = automatic (greedy,
+    /// `2 + ln k` when affordable), 1 = plain k-means++.
+    pub init_trials: usize,
 }
 
 /// Result of a k-means run.
@@ -88,7 +91,7 @@ pub fn kmeans(
         });
     }
     let k = cfg.k;
-    let mut centroids = kmeans_pp(kern, data, dim, k, cfg.seed)?;
+    let mut centroids = kmeans_pp(kern, data, dim, k, cfg.seed, cfg.init_trials)?;
     if cfg.spherical {
         for c in centroids.chunks_exact_mut(dim) {
             kern.normalize_f32(c);
@@ -133,6 +136,7 @@ fn kmeans_pp(
     dim: usize,
     k: usize,
     seed: u64,
+    init_trials: usize,
 ) -> Result<Vec<f32>, Error> {
     let n = data.len() / dim;
     let pool_n = n.min((8 * k).max(4096));
@@ -153,7 +157,9 @@ fn kmeans_pp(
     // Greedy k-means++ (as scikit-learn): draw `trials` D² candidates per
     // step and keep the one that lowers the potential most, when the pool
     // is small enough for the extra passes to be cheap.
-    let trials = {
+    let trials = if init_trials > 0 {
+        init_trials
+    } else {
         let t = 2 + (k as f64).ln() as usize;
         if (pool_n as f64) * (k as f64) * (dim as f64) * (t as f64) <= 4e9 {
             t

@@ -77,7 +77,7 @@ pub const MAX_DIM: usize = 65_536;
 /// Largest accepted number of lists.
 pub const MAX_LISTS: usize = 1 << 20;
 /// Upper clamp of [`IvfParams::default_lists`].
-pub const MAX_DEFAULT_LISTS: usize = 2048;
+pub const MAX_DEFAULT_LISTS: usize = 1024;
 
 /// Everything that defines a model before training. Build with
 /// [`IvfParams::new`] (sensible defaults) and adjust fields.
@@ -113,7 +113,7 @@ impl IvfParams {
             pq_m: Self::default_pq_m(dim),
             seed: 0x706f_636b_6574_7665, // "pocketve"
             kmeans_iters: 10,
-            pq_iters: 12,
+            pq_iters: 10,
             train_points_per_list: 64,
             pq_train_points: 16_384,
         }
@@ -349,6 +349,7 @@ impl IvfModel {
                 },
                 spherical,
                 threads,
+                init_trials: 0,
             },
         )?;
         drop(coarse_sample);

@@ -113,6 +113,9 @@ impl Pq {
                 assign: Assign::L2,
                 spherical: false,
                 threads: 1,
+                // Plain k-means++: 96 sub-spaces × greedy trials would cost
+                // more than the Lloyd iterations themselves.
+                init_trials: 1,
             };
             Ok(kmeans(kern, &sub, dsub, &cfg)?.centroids)
         };

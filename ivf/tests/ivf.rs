@@ -36,6 +36,7 @@ fn kmeans_recovers_separated_clusters() {
             assign,
             spherical,
             threads: 2,
+            init_trials: 0,
         };
         let km = kmeans(Kernels::detect(), &data, dim, &cfg).unwrap();
         // Every point's nearest centroid (f64 reference) must induce the
@@ -83,6 +84,7 @@ fn kmeans_is_deterministic_and_thread_count_independent() {
         assign: Assign::L2,
         spherical: false,
         threads,
+        init_trials: 0,
     };
     let a = kmeans(Kernels::detect(), &data, dim, &cfg(1)).unwrap();
     let b = kmeans(Kernels::detect(), &data, dim, &cfg(2)).unwrap();
@@ -110,6 +112,7 @@ fn kmeans_repairs_empty_clusters_and_rejects_bad_input() {
         assign: Assign::L2,
         spherical: false,
         threads: 1,
+        init_trials: 0,
     };
     let km = kmeans(Kernels::detect(), &data, dim, &cfg).unwrap();
     assert!(km.centroids.iter().all(|v| v.is_finite()));

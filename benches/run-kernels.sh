@@ -3,6 +3,9 @@
 # Extra arguments go to criterion, e.g. `bash benches/run-kernels.sh cosine_f32`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench -p pocketvec-benches --bench kernels -- --warm-up-time 0.2 --measurement-time 0.5 "$@"
 out="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$out/criterion"
+cut -d' ' -f1-3 /proc/loadavg >"$out/criterion/loadavg.txt"
+cargo bench -p pocketvec-benches --bench kernels -- --warm-up-time 0.2 --measurement-time 0.5 "$@"
+cut -d' ' -f1-3 /proc/loadavg >>"$out/criterion/loadavg.txt"
 python3 benches/ratio_table.py "$out/criterion" | tee "$out/kernels-ratios.md"

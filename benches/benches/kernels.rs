@@ -253,11 +253,26 @@ fn cold(c: &mut Criterion) {
     g.finish();
 }
 
+/// Clock calibration: one million dependent additions (one cycle each).
+fn clock(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut g = c.benchmark_group("clock");
+        g.throughput(Throughput::Elements(1_000_000));
+        g.bench_function("dependent_add_1e6", |bn| {
+            bn.iter(|| pocketvec_benches::dependent_adds(black_box(250_000)))
+        });
+        g.finish();
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = c;
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(700));
-    targets = pairs, scan, cold
+    targets = clock, pairs, scan, cold
 }
 criterion_main!(benches);

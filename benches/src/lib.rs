@@ -163,3 +163,29 @@ impl WithSimd for Sum<'_> {
 pub fn memory_read_sum(data: &[f32]) -> f32 {
     pulp::Arch::new().dispatch(Sum(data))
 }
+
+/// Runs `4 * n` dependent integer additions: one cycle each, so the time per
+/// addition is the core's clock period. Used to turn nanoseconds into
+/// cycles (a VM's /proc/cpuinfo shows the nominal, not the boost, clock).
+#[cfg(target_arch = "x86_64")]
+pub fn dependent_adds(n: u64) -> u64 {
+    let mut x: u64 = 0;
+    let mut i = n.max(1);
+    // SAFETY: register-only arithmetic and a backward branch; no memory access.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "add {x}, 1",
+            "add {x}, 1",
+            "add {x}, 1",
+            "add {x}, 1",
+            "sub {i}, 1",
+            "jnz 2b",
+            x = inout(reg) x,
+            i = inout(reg) i,
+            options(nomem, nostack),
+        );
+    }
+    let _ = i;
+    x
+}

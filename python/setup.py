@@ -26,7 +26,14 @@ from setuptools.command.build_py import build_py
 try:  # setuptools >= 70.1 carries bdist_wheel itself
     from setuptools.command.bdist_wheel import bdist_wheel
 except ImportError:  # older setuptools: the `wheel` package provides it
-    from wheel.bdist_wheel import bdist_wheel
+    try:
+        from wheel.bdist_wheel import bdist_wheel
+    except ImportError:
+        raise SystemExit(
+            "pocketvec build: building a wheel needs setuptools >= 70.1 or the `wheel` "
+            "package, and neither is installed. Run `python -m pip install "
+            "'setuptools>=70.1'` first (a fresh Debian venv has setuptools 66 only)."
+        ) from None
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -110,6 +117,7 @@ class BdistWheel(bdist_wheel):
 
 
 setup(
+    license="MIT",
     distclass=BinaryDistribution,
     cmdclass={"build_py": BuildPy, "bdist_wheel": BdistWheel},
 )

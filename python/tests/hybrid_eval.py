@@ -33,9 +33,12 @@ import pocketvec
 from pocketvec import hybrid
 
 DIM = 384
-SEED = 20250607
-TUNE_QUERIES = 2000
-REPORT_QUERIES = 2000
+#: One seeded permutation of the 30,000 queries: [0, 2000) tunes, [4000, 6000)
+#: is reported. [2000, 4000) served as a development check while the method
+#: was written (no choice was made on it), so it is reported nowhere.
+SEED = 0
+TUNE = (0, 2000)
+REPORT = (4000, 6000)
 GRID = {
     "rrf_k": [1, 2, 3, 5, 10, 20, 30, 60],
     "w_text": [0.5, 0.75, 1.0, 1.2, 1.5, 2.0],
@@ -104,9 +107,7 @@ def build_database(db: Path, corpus: Corpus, tokenizer: str = TOKENIZER) -> None
 def slices(n: int) -> Tuple[np.ndarray, np.ndarray]:
     """Disjoint tuning and report slices of query indices (0-based)."""
     perm = np.random.default_rng(SEED).permutation(n)
-    tune = perm[:TUNE_QUERIES]
-    report = perm[TUNE_QUERIES:TUNE_QUERIES + REPORT_QUERIES]
-    return tune, report
+    return perm[TUNE[0]:TUNE[1]], perm[REPORT[0]:REPORT[1]]
 
 
 def parallel_map(db: Path, fn: Callable[[sqlite3.Connection, int], object], items: Sequence[int],
@@ -137,8 +138,13 @@ def parallel_map(db: Path, fn: Callable[[sqlite3.Connection, int], object], item
 
 # --- the three rankings, through SQL ------------------------------------------
 
-BM25_SQL = "SELECT rowid FROM docs_fts WHERE docs_fts MATCH ? ORDER BY rank LIMIT ?"
+BM25_SQL = "SELECT rowid, rank FROM docs_fts WHERE docs_fts MATCH ? ORDER BY rank LIMIT ?"
 VEC_SQL = "SELECT rowid, distance FROM ann WHERE query = ? AND k = ?"
+
+
+def _by_value_then_id(row: tuple) -> tuple:
+    """Ties in bm25 rank or distance are ordered by rowid, as in ``rrf_sql``."""
+    return row[1], row[0]
 
 
 @dataclass
@@ -152,9 +158,9 @@ class Lists:
 def fetch_lists(db: Path, corpus: Corpus, queries: Sequence[int], depth: int) -> Lists:
     def one(conn: sqlite3.Connection, i: int):
         match = hybrid.fts_or_query(corpus.queries[i])
-        text = [r[0] for r in conn.execute(BM25_SQL, (match, depth))]
+        text = [r[0] for r in sorted(conn.execute(BM25_SQL, (match, depth)), key=_by_value_then_id)]
         vec = conn.execute(VEC_SQL, (pocketvec.serialize_f16(corpus.query_vecs[i]), depth)).fetchall()
-        return text, vec
+        return text, sorted(vec, key=_by_value_then_id)
 
     res = parallel_map(db, one, list(queries))
     return Lists([r[0] for r in res], [r[1] for r in res])
@@ -274,12 +280,43 @@ class RrfGrid:
         return best[3], results
 
 
+def ablation(corpus: Corpus, tmp: Path) -> None:
+    """bm25 alone on the tuning slice, for each FTS choice: tokenizer x query construction."""
+    tune, _ = slices(corpus.n)
+    targets = tune + 1
+    queries = {
+        "whitespace chunks, quoted": lambda t: " OR ".join(
+            '"' + w.replace('"', '""') + '"' for w in t.split()) or '""',
+        "words": lambda t: hybrid.fts_or_query(t, stopwords=()),
+        "words minus stopwords": hybrid.fts_or_query,
+    }
+    print(f"bm25 alone, tuning slice ({len(tune)} queries)")
+    print(f"{'tokenizer':<18} {'OR query':<26} {'MRR@10':>7} {'R@10':>6} {'ms/query':>9}")
+    for tokenizer in ("unicode61", "porter unicode61"):
+        db = tmp / f"ablation-{tokenizer.replace(' ', '-')}.db"
+        build_database(db, corpus, tokenizer)
+        for name, make in queries.items():
+            def one(conn: sqlite3.Connection, i: int, make=make):
+                t0 = time.perf_counter()
+                rows = conn.execute(BM25_SQL, (make(corpus.queries[i]), 10)).fetchall()
+                return [r[0] for r in sorted(rows, key=_by_value_then_id)], time.perf_counter() - t0
+
+            res = parallel_map(db, one, list(tune))
+            mrr, rec = mrr_recall(targets, [r[0] for r in res])
+            ms = 1e3 * float(np.median([r[1] for r in res]))
+            print(f"{tokenizer:<18} {name:<26} {mrr:>7.4f} {rec:>6.4f} {ms:>9.1f}")
+
+
 def main() -> None:
+    """``python tests/hybrid_eval.py [--ablation]``"""
     import tempfile
 
     corpus = load_corpus(data_dir())
     tune, report = slices(corpus.n)
     with tempfile.TemporaryDirectory() as tmp:
+        if "--ablation" in sys.argv[1:]:
+            ablation(corpus, Path(tmp))
+            return
         db = Path(tmp) / "debian.db"
         t0 = time.perf_counter()
         build_database(db, corpus)

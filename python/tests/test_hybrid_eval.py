@@ -119,6 +119,7 @@ def _check_text_against_fts(db, corpus, queries, text_lists, depth) -> None:
     conn = sqlite3.connect(db)
     for i, got in zip(queries, text_lists):
         match = he.hybrid.fts_or_query(corpus.queries[i])
-        want = [r[0] for r in conn.execute(he.BM25_SQL, (match, depth))]
+        rows = conn.execute(he.BM25_SQL, (match, depth)).fetchall()
+        want = [r[0] for r in sorted(rows, key=he._by_value_then_id)]
         assert got == want, i
     conn.close()

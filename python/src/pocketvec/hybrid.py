@@ -20,7 +20,7 @@ __all__ = ["DEFAULTS", "STOPWORDS", "fts_or_query", "quote_identifier", "rrf_sql
 #: Fusion parameters, chosen on a tuning slice of the Debian known-item queries
 #: (see docs/readme/python.md and python/tests/test_hybrid_eval.py), disjoint
 #: from the slice whose numbers are reported.
-DEFAULTS: Mapping[str, float] = {"rrf_k": 2, "depth": 50, "w_text": 1.2, "w_vec": 1.0}
+DEFAULTS: Mapping[str, float] = {"rrf_k": 3, "depth": 200, "w_text": 1.5, "w_vec": 1.0}
 
 #: Words left out of the OR query: they match most documents, so bm25 gives them
 #: almost no weight, yet scoring every document that contains them is most of
@@ -65,16 +65,17 @@ def rrf_sql(ann: str = "ann", fts: str = "docs_fts") -> str:
     ``:depth`` (rows taken from each list), ``:rrf_k``, ``:w_text``,
     ``:w_vec`` and ``:limit``. Returns ``rowid, score`` best first (ties by
     rowid), plus each list's rank (NULL where the row is not in that list).
+    Within a list, equal distances or bm25 scores are ranked by rowid.
     """
     a, f = quote_identifier(ann), quote_identifier(fts)
     return f"""\
 WITH
   vec AS (
-    SELECT rowid AS id, row_number() OVER (ORDER BY distance) AS r
+    SELECT rowid AS id, row_number() OVER (ORDER BY distance, rowid) AS r
     FROM {a} WHERE query = :vec AND k = :depth
   ),
   txt AS (
-    SELECT id, row_number() OVER (ORDER BY score) AS r
+    SELECT id, row_number() OVER (ORDER BY score, id) AS r
     FROM (SELECT rowid AS id, rank AS score FROM {f}
           WHERE {f} MATCH :match ORDER BY rank LIMIT :depth)
   ),

@@ -173,6 +173,18 @@ def test_knn_over_each_type_matches_numpy(conn, rng, kind):
 
 # --- the ndarray adapter ----------------------------------------------------------
 
+def test_without_the_adapter_sqlite3_binds_raw_float64_memory(conn):
+    """Why register_numpy exists: plain sqlite3 binds any array's buffer as is."""
+    before = dict(sqlite3.adapters)
+    sqlite3.adapters.pop((np.ndarray, sqlite3.PrepareProtocol), None)
+    try:
+        (n,) = conn.execute("SELECT length(?)", (np.ones(4),)).fetchone()
+        assert n == 32  # 4 float64 values = 8 "f32" values of garbage
+    finally:
+        sqlite3.adapters.clear()
+        sqlite3.adapters.update(before)
+
+
 @pytest.fixture
 def numpy_adapter():
     before = dict(sqlite3.adapters)

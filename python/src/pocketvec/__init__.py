@@ -1,10 +1,9 @@
 """pocketvec: vector search inside SQLite.
 
->>> import sqlite3, pocketvec
->>> conn = sqlite3.connect(":memory:")
->>> pocketvec.load(conn)                      # doctest: +SKIP
->>> conn.execute("SELECT pocketvec_cosine(?, ?)",
-...              (pocketvec.serialize_f32([1, 0]), pocketvec.serialize_f32([1, 1])))  # doctest: +SKIP
+``pocketvec.load(conn)`` loads the bundled extension into a ``sqlite3``,
+``sqlean`` or ``apsw`` connection; ``serialize_f32`` and friends turn numpy
+vectors into the extension's BLOBs; ``pocketvec.hybrid`` fuses FTS5 and
+vector search in one SQL query.
 """
 
 from __future__ import annotations

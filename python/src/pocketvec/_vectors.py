@@ -138,17 +138,20 @@ def _deserialize(blob: Blob, dtype: str, width: int, what: str) -> Any:
 
 def deserialize_f32(blob: Blob) -> npt.NDArray[np.float32]:
     """An f32 BLOB as a new, writable float32 array."""
-    return _deserialize(blob, "<f4", 4, "deserialize_f32")
+    out: npt.NDArray[np.float32] = _deserialize(blob, "<f4", 4, "deserialize_f32")
+    return out
 
 
 def deserialize_f16(blob: Blob) -> npt.NDArray[np.float16]:
     """An f16 BLOB as a new, writable float16 array."""
-    return _deserialize(blob, "<f2", 2, "deserialize_f16")
+    out: npt.NDArray[np.float16] = _deserialize(blob, "<f2", 2, "deserialize_f16")
+    return out
 
 
 def deserialize_int8(blob: Blob) -> npt.NDArray[np.int8]:
     """An int8 BLOB as a new, writable int8 array."""
-    return _deserialize(blob, "|i1", 1, "deserialize_int8")
+    out: npt.NDArray[np.int8] = _deserialize(blob, "|i1", 1, "deserialize_int8")
+    return out
 
 
 def adapt_ndarray(arr: Any) -> bytes:

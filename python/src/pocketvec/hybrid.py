@@ -13,7 +13,7 @@ each list cut at ``depth`` rows.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 __all__ = ["DEFAULTS", "STOPWORDS", "fts_or_query", "quote_identifier", "rrf_sql", "search"]
 
@@ -110,8 +110,7 @@ def search(
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown hybrid parameter(s): {', '.join(sorted(unknown))}")
-    bind = dict(DEFAULTS, **params)
-    bind.update(vec=vector, match=fts_or_query(text), limit=limit)
-    bind["depth"] = int(bind["depth"])
+    bind: Dict[str, Any] = dict(DEFAULTS, **params)
+    bind.update(vec=vector, match=fts_or_query(text), limit=limit, depth=int(bind["depth"]))
     rows = conn.execute(rrf_sql(ann, fts), bind).fetchall()
     return [tuple(row) for row in rows]

@@ -619,9 +619,13 @@ unsafe fn microkernel_avx512(pan: &[f32], xt: &[f32], acc: &mut [[f32; NC]; NP])
     }
 }
 
+/// Centroids scored per register chunk in [`assign_small`] (4 zmm).
+pub(crate) const SMALL_CHUNK: usize = 64;
+
 multiversion! {
     /// Scores `s[c] = csq[c] - 2 Σ_d x_d t[d][c]` (or `-Σ x_d t[d][c]`) for a
-    /// transposed centroid table `t` (`dim × k`), vectorised over centroids.
+    /// transposed centroid table `t` (`dim × k`), vectorised over centroids:
+    /// 64 centroids at a time stay in registers across all dimensions.
     pub(crate) fn assign_small(
         pts: &[f32],
         dim: usize,
@@ -632,59 +636,59 @@ multiversion! {
         labels: &mut [u32],
         scores: &mut [f32],
     ) {
-        let mut acc = vec![0f32; k];
         let factor = if l2 { -2.0f32 } else { -1.0f32 };
+        let full = k / SMALL_CHUNK * SMALL_CHUNK;
+        let mut w = vec![0f32; dim];
         for (i, x) in pts.chunks_exact(dim).enumerate() {
-            if l2 {
-                acc.copy_from_slice(csq);
-            } else {
-                acc.fill(0.0);
+            for (wd, &xd) in w.iter_mut().zip(x) {
+                *wd = factor * xd;
             }
-            for (d, &xd) in x.iter().enumerate() {
-                let w = factor * xd;
-                let row = &t[d * k..(d + 1) * k];
-                for (a, &tv) in acc.iter_mut().zip(row) {
-                    *a += w * tv;
+            // Running per-lane minimum over all chunks (compare + blend),
+            // one 16-way reduction per point at the end.
+            let mut lb = [f32::INFINITY; 16];
+            let mut li = [0u32; 16];
+            let mut c0 = 0;
+            while c0 < full {
+                let mut acc = [0f32; SMALL_CHUNK];
+                if l2 {
+                    acc.copy_from_slice(&csq[c0..c0 + SMALL_CHUNK]);
+                }
+                for (d, &wd) in w.iter().enumerate() {
+                    let row: &[f32; SMALL_CHUNK] =
+                        t[d * k + c0..d * k + c0 + SMALL_CHUNK].try_into().expect("row");
+                    for c in 0..SMALL_CHUNK {
+                        acc[c] += wd * row[c];
+                    }
+                }
+                for g in 0..SMALL_CHUNK / 16 {
+                    for l in 0..16 {
+                        let v = acc[g * 16 + l];
+                        let take = v < lb[l];
+                        lb[l] = if take { v } else { lb[l] };
+                        li[l] = if take { (c0 + g * 16 + l) as u32 } else { li[l] };
+                    }
+                }
+                c0 += SMALL_CHUNK;
+            }
+            let (mut best, mut bi) = (f32::INFINITY, 0usize);
+            for l in 0..16 {
+                if lb[l] < best || (lb[l] == best && (li[l] as usize) < bi) {
+                    best = lb[l];
+                    bi = li[l] as usize;
                 }
             }
-            let (bi, best) = argmin(&acc);
+            for c in full..k {
+                let mut s = if l2 { csq[c] } else { 0.0 };
+                for (d, &wd) in w.iter().enumerate() {
+                    s += wd * t[d * k + c];
+                }
+                if s < best {
+                    best = s;
+                    bi = c;
+                }
+            }
             labels[i] = bi as u32;
             scores[i] = best;
         }
     }
-}
-
-/// Index and value of the smallest element (first on ties). Sixteen
-/// independent lanes (compare + blend, vectorised) instead of one serial
-/// dependency chain, then a 16-way reduction. Inputs are finite.
-#[inline(always)]
-pub(crate) fn argmin(v: &[f32]) -> (usize, f32) {
-    const L: usize = 16;
-    let mut best = [f32::INFINITY; L];
-    let mut idx = [0u32; L];
-    let chunks = v.chunks_exact(L);
-    let tail = chunks.remainder();
-    for (k, ch) in chunks.enumerate() {
-        let ch: &[f32; L] = ch.try_into().expect("chunk");
-        for l in 0..L {
-            let take = ch[l] < best[l];
-            best[l] = if take { ch[l] } else { best[l] };
-            idx[l] = if take { (k * L + l) as u32 } else { idx[l] };
-        }
-    }
-    let base = v.len() - tail.len();
-    let (mut bv, mut bi) = (f32::INFINITY, 0usize);
-    for l in 0..L {
-        if best[l] < bv || (best[l] == bv && (idx[l] as usize) < bi) {
-            bv = best[l];
-            bi = idx[l] as usize;
-        }
-    }
-    for (t, &x) in tail.iter().enumerate() {
-        if x < bv {
-            bv = x;
-            bi = base + t;
-        }
-    }
-    (bi, bv)
 }

@@ -16,7 +16,7 @@
 //! otherwise AVX-512 / AVX2 gathers fetch 16 / 8 f32 entries at once.
 
 use crate::error::Error;
-use crate::kmeans::{argmin, kmeans, transpose, Assign, KMeansConfig};
+use crate::kmeans::{assign_small, kmeans, transpose, Assign, KMeansConfig};
 use crate::simd::multiversion;
 use kernels::Kernels;
 
@@ -167,24 +167,25 @@ impl Pq {
     }
 }
 
-multiversion! {
-    fn pq_encode(pq: &Pq, x: &[f32], code: &mut [u8]) {
-        let (m, dsub) = (pq.m, pq.dsub);
-        let mut acc = [0f32; KSUB];
-        let mut s = vec![0f32; dsub];
-        for (j, cj) in code.iter_mut().enumerate().take(m) {
-            pq.sub(x, j, &mut s);
-            acc.copy_from_slice(&pq.cnorm[j * KSUB..(j + 1) * KSUB]);
-            let t = &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
-            for (d, &xd) in s.iter().enumerate() {
-                let w = -2.0 * xd;
-                let row: &[f32; KSUB] = t[d * KSUB..(d + 1) * KSUB].try_into().expect("row");
-                for c in 0..KSUB {
-                    acc[c] += w * row[c];
-                }
-            }
-            *cj = argmin(&acc).0 as u8;
-        }
+/// Encode: per sub-space, the nearest of the 256 codewords (the same
+/// register-chunked scoring as the small-dimension k-means assignment).
+fn pq_encode(pq: &Pq, x: &[f32], code: &mut [u8]) {
+    let (m, dsub) = (pq.m, pq.dsub);
+    let mut s = vec![0f32; dsub];
+    let (mut l, mut sc) = ([0u32], [0f32]);
+    for (j, cj) in code.iter_mut().enumerate().take(m) {
+        pq.sub(x, j, &mut s);
+        assign_small(
+            &s,
+            dsub,
+            &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB],
+            KSUB,
+            &pq.cnorm[j * KSUB..(j + 1) * KSUB],
+            true,
+            &mut l,
+            &mut sc,
+        );
+        *cj = l[0] as u8;
     }
 }
 

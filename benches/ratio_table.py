@@ -154,7 +154,7 @@ def main():
         goal(f"one-to-many 100k×768 f32 cosine with norms ({lvl}) vs memory-read baseline",
              ratio(scan, "memory_read", f"cosine_norms_{lvl}"), 0.8)
 
-    print("### Speed goals (issue 2), medians of this run\n")
+    print("### Speed goals from these criterion medians (sequential: each function is measured after the previous one, so background load can skew a ratio; see the interleaved table below)\n")
     print("| goal | measured | target | status | note |")
     print("|---|---:|---:|---|---|")
     for r in rows:

@@ -7,6 +7,7 @@
 //! 100 000 × 768 f32 beside the memory-read baseline over the same buffer,
 //! and a cold-cache pair benchmark. `benches/ratio_table.py` turns the
 //! medians into ratios.
+#![deny(unstable_features)]
 use std::hint::black_box;
 use std::time::Duration;
 

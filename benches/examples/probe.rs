@@ -2,6 +2,7 @@
 //! over many repetitions of the mean time of a batch of calls. Not the
 //! benchmark of record (that is `cargo bench --bench kernels`).
 //! Usage: cargo run --release -p pocketvec-benches --example probe [filter]
+#![deny(unstable_features)]
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -178,6 +178,7 @@ def workload(mode, tables_opts):
                                                for j in range(i, 400, 7)])))
         units.append((f"delete {i}", "w", lambda c, i=i: c.execute("DELETE FROM docs WHERE rowid % 11 = ?", (i,))))
     units.append(("vacuum", "w", lambda c: c.execute("VACUUM")))
+    units.append(("checkpoint", "s", lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()))
     units.append(("query last", "q", rng.standard_normal(DIM).astype(np.float32)))
     return units
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# cargo-fuzz targets of pocketvec (fuzz/, issue 7).
+#   bash scripts/fuzz.sh short [target...]   each target FUZZ_SECONDS (default 20) s: make test
+#   bash scripts/fuzz.sh long  [target...]   each target FUZZ_SECONDS (default 900) s: make fuzz
+#   bash scripts/fuzz.sh regress [target...] only replay the kept corpus and regressions
+# Targets: vector_parse vtab_args sql_knn capi (default: all).
+# Installs what is missing: the nightly toolchain (rustup) and cargo-fuzz
+# (pinned, into ~/.cache/pocketvec/tools). Builds into $CARGO_TARGET_DIR
+# (default target/fuzz). The capi target loads $POCKETVEC_CAPI_SO (default
+# target/release/libpocketvec.so, built here when missing).
+#
+# Every run starts from fuzz/corpus/<target> (kept seeds) and
+# fuzz/regressions/<target> (every crash ever found, minimized); libFuzzer
+# executes each of them first, so they must stay green. New inputs go to a
+# scratch corpus (FUZZ_WORK, default $CARGO_TARGET_DIR/work), not the repo.
+# A crash stops the run with the reproducer's path: minimize it
+# (cargo +nightly fuzz tmin --fuzz-dir fuzz <target> <file>), copy it into
+# fuzz/regressions/<target>/ and fix the bug.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=${1:-short}
+shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(vector_parse vtab_args sql_knn capi)
+case "$MODE" in
+    short) SECS=${FUZZ_SECONDS:-20} ;;
+    long) SECS=${FUZZ_SECONDS:-900} ;;
+    regress) SECS=0 ;;
+    *) echo "usage: $0 short|long|regress [target...]" >&2; exit 2 ;;
+esac
+
+TOOLS=${POCKETVEC_TOOLS:-$HOME/.cache/pocketvec/tools}
+CARGO_FUZZ_VERSION=0.13.2
+export PATH="$TOOLS/bin:$PATH"
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "fuzz: installing the nightly toolchain (libFuzzer needs -Zsanitizer / sanitizer-coverage)"
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo-fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
+fi
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/fuzz}
+export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
+WORK=${FUZZ_WORK:-$CARGO_TARGET_DIR/work}
+
+if printf '%s\n' "${TARGETS[@]}" | grep -qx capi; then
+    export POCKETVEC_CAPI_SO=${POCKETVEC_CAPI_SO:-$ROOT/target/release/libpocketvec.so}
+    if [ ! -e "$POCKETVEC_CAPI_SO" ]; then
+        echo "fuzz: building $POCKETVEC_CAPI_SO"
+        CARGO_TARGET_DIR=$ROOT/target cargo build --release -p pocketvec-capi
+    fi
+fi
+
+mkdir -p "$WORK"
+build_args=()
+[ ${#TARGETS[@]} -ne 1 ] || build_args=("${TARGETS[0]}")
+echo "fuzz: building ${build_args[*]:-all targets} (cargo +nightly fuzz build: libFuzzer, AddressSanitizer)"
+cargo +nightly fuzz build --fuzz-dir fuzz "${build_args[@]}" >"$WORK/build.log" 2>&1 || {
+    tail -n 60 "$WORK/build.log" >&2
+    exit 1
+}
+
+status=0
+summary=()
+for t in "${TARGETS[@]}"; do
+    mkdir -p "$WORK/$t" "fuzz/corpus/$t" "fuzz/regressions/$t"
+    kept=$(find "fuzz/corpus/$t" "fuzz/regressions/$t" -type f | wc -l)
+    log="$WORK/$t.log"
+    if [ "$MODE" = regress ]; then
+        args=(-runs=0)
+    else
+        args=(-max_total_time="$SECS")
+    fi
+    start=$SECONDS
+    set +e
+    cargo +nightly fuzz run --fuzz-dir fuzz "$t" "$WORK/$t" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
+        "${args[@]}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | sed 's/cov: //')
+    line=$(printf '%-13s %6s s  %10s execs  %8s exec/s  cov %6s  kept inputs %4s' "$t" "$((SECONDS - start))" \
+        "${execs:-?}" "$([ -n "${execs:-}" ] && [ $((SECONDS - start)) -gt 0 ] && echo $((execs / (SECONDS - start))) || echo ?)" \
+        "${cov:-?}" "$kept")
+    if [ $rc -eq 0 ]; then
+        echo "PASS  $line"
+    else
+        status=1
+        echo "FAIL  $line"
+        grep -E 'panicked|ERROR: AddressSanitizer|ERROR: libFuzzer|SUMMARY|Test unit written|deadly signal' "$log" | head -n 20 | sed 's/^/      /'
+        echo "      full log: $log"
+    fi
+    summary+=("$line")
+done
+echo "fuzz ($MODE):"
+printf '  %s\n' "${summary[@]}"
+exit $status

@@ -128,3 +128,19 @@ def test_readme_fragment_shows_the_query_the_package_runs():
     assert hybrid.rrf_sql() in fragment
     for key, value in hybrid.DEFAULTS.items():
         assert f"{key}={value:g}" in fragment, key
+
+
+@pytest.mark.parametrize("driver", ["apsw", "sqlean"])
+def test_search_on_other_drivers(rng, driver):
+    """The same statement runs on apsw's and sqlean's own (newer) SQLite builds."""
+    mod = pytest.importorskip(driver)
+    c = mod.Connection(":memory:") if driver == "apsw" else mod.connect(":memory:")
+    pocketvec.load(c)
+    _corpus(c, rng, "ann", "docs_fts")
+    for _ in range(5):
+        qvec = rng.standard_normal(16).astype(np.float32)
+        text = " ".join(rng.choice(WORDS, 3))
+        got = hybrid.search(c, pocketvec.serialize_f32(qvec), text, limit=10)
+        want = _reference(c, "ann", "docs_fts", qvec, text, limit=10, **hybrid.DEFAULTS)
+        assert [g[:1] + g[2:] for g in got] == [w[:1] + w[2:] for w in want]
+    c.close()

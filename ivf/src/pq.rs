@@ -470,48 +470,90 @@ unsafe fn adc_scan_avx2(lut: &[f32], m: usize, codes: &[u8], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 unsafe fn adc_scan_vbmi(q: &QuantLut, m: usize, codes: &[u8], out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    const _: () = assert!(BLOCK == 64);
-    let zero = _mm512_setzero_si512();
-    let tp = q.q.as_ptr();
-    // unpacklo/hi interleave per 128-bit lane: u16 element e of the "lo"
-    // accumulator is code (e/8)*16 + e%8, of the "hi" one that plus 8.
     for (block, o) in codes
         .chunks_exact(m * BLOCK)
         .zip(out.chunks_exact_mut(BLOCK))
     {
-        let bp = block.as_ptr();
-        let mut lo = _mm512_setzero_si512();
-        let mut hi = _mm512_setzero_si512();
-        for j in 0..m {
-            // SAFETY: j < m: the 64-byte code load is inside `block`, the
-            // four 64-byte table loads inside table j (256 bytes).
-            unsafe {
-                let idx = _mm512_loadu_si512(bp.add(j * BLOCK) as *const __m512i);
-                let t = tp.add(j * KSUB);
-                let t0 = _mm512_loadu_si512(t as *const __m512i);
-                let t1 = _mm512_loadu_si512(t.add(64) as *const __m512i);
-                let t2 = _mm512_loadu_si512(t.add(128) as *const __m512i);
-                let t3 = _mm512_loadu_si512(t.add(192) as *const __m512i);
-                let a = _mm512_permutex2var_epi8(t0, idx, t1);
-                let b = _mm512_permutex2var_epi8(t2, idx, t3);
-                let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
-                lo = _mm512_adds_epu16(lo, _mm512_unpacklo_epi8(v, zero));
-                hi = _mm512_adds_epu16(hi, _mm512_unpackhi_epi8(v, zero));
-            }
-        }
-        let mut l16 = [0u16; 32];
-        let mut h16 = [0u16; 32];
-        // SAFETY: each array is 64 bytes.
+        // SAFETY: features enabled on this function; block has m·64 bytes.
+        unsafe { vbmi_block(q, m, block, BLOCK, o) };
+    }
+}
+
+/// One block of `lanes ≤ 64` codes stored with stride `lanes` (the
+/// unpadded tail block of a chunk): masked loads, no copy. `out` gets 64
+/// values, of which the first `lanes` are meaningful.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn vbmi_block(q: &QuantLut, m: usize, block: &[u8], lanes: usize, o: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(BLOCK == 64);
+    assert!(lanes <= BLOCK && block.len() >= m * lanes && o.len() >= BLOCK);
+    let zero = _mm512_setzero_si512();
+    let tp = q.q.as_ptr();
+    let bp = block.as_ptr();
+    let mask: u64 = if lanes == 64 {
+        u64::MAX
+    } else {
+        (1u64 << lanes) - 1
+    };
+    let mut lo = _mm512_setzero_si512();
+    let mut hi = _mm512_setzero_si512();
+    for j in 0..m {
+        // SAFETY: j < m: the masked load reads bytes j·lanes .. j·lanes+lanes
+        // of `block` (asserted length); the four 64-byte table loads are
+        // inside table j (256 bytes).
         unsafe {
-            _mm512_storeu_si512(l16.as_mut_ptr() as *mut __m512i, lo);
-            _mm512_storeu_si512(h16.as_mut_ptr() as *mut __m512i, hi);
+            let idx = _mm512_maskz_loadu_epi8(mask, bp.add(j * lanes) as *const i8);
+            let t = tp.add(j * KSUB);
+            let t0 = _mm512_loadu_si512(t as *const __m512i);
+            let t1 = _mm512_loadu_si512(t.add(64) as *const __m512i);
+            let t2 = _mm512_loadu_si512(t.add(128) as *const __m512i);
+            let t3 = _mm512_loadu_si512(t.add(192) as *const __m512i);
+            let a = _mm512_permutex2var_epi8(t0, idx, t1);
+            let b = _mm512_permutex2var_epi8(t2, idx, t3);
+            let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
+            lo = _mm512_adds_epu16(lo, _mm512_unpacklo_epi8(v, zero));
+            hi = _mm512_adds_epu16(hi, _mm512_unpackhi_epi8(v, zero));
         }
-        for e in 0..32 {
-            let pos = (e / 8) * 16 + e % 8;
-            o[pos] = q.bias + q.delta * l16[e] as f32;
-            o[pos + 8] = q.bias + q.delta * h16[e] as f32;
+    }
+    let mut l16 = [0u16; 32];
+    let mut h16 = [0u16; 32];
+    // SAFETY: each array is 64 bytes.
+    unsafe {
+        _mm512_storeu_si512(l16.as_mut_ptr() as *mut __m512i, lo);
+        _mm512_storeu_si512(h16.as_mut_ptr() as *mut __m512i, hi);
+    }
+    // unpacklo/hi interleave per 128-bit lane: u16 element e of the "lo"
+    // accumulator is code (e/8)*16 + e%8, of the "hi" one that plus 8.
+    for e in 0..32 {
+        let pos = (e / 8) * 16 + e % 8;
+        o[pos] = q.bias + q.delta * l16[e] as f32;
+        o[pos + 8] = q.bias + q.delta * h16[e] as f32;
+    }
+}
+
+/// Scan the tail block of `lanes < 64` codes stored with stride `lanes`
+/// into `out` (64 values). Returns false when the path needs the caller to
+/// re-stride the block into a padded one first.
+pub(crate) fn adc_scan_tail(
+    path: AdcPath,
+    qlut: Option<&QuantLut>,
+    m: usize,
+    tail: &[u8],
+    lanes: usize,
+    out: &mut [f32],
+) -> bool {
+    assert!(lanes < BLOCK && tail.len() == m * lanes && out.len() == BLOCK);
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        AdcPath::Vbmi => {
+            let q = qlut.expect("VBMI scan needs the quantised table");
+            assert_eq!(q.q.len(), m * KSUB);
+            // SAFETY: the VBMI path is chosen only after runtime detection.
+            unsafe { vbmi_block(q, m, tail, lanes, out) };
+            true
         }
+        _ => false,
     }
 }
 
@@ -575,6 +617,35 @@ mod tests {
                             "m {m}: error {e}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tail_block_scan_matches_padded_scan() {
+        let m = 5;
+        let lut: Vec<f32> = (0..m * KSUB)
+            .map(|i| ((i * 53) % 97) as f32 * 0.5 - 7.0)
+            .collect();
+        for lanes in [1usize, 13, 63] {
+            let tail: Vec<u8> = (0..m * lanes).map(|i| ((i * 89 + 3) % 256) as u8).collect();
+            let mut padded = vec![0u8; m * BLOCK];
+            for j in 0..m {
+                padded[j * BLOCK..j * BLOCK + lanes]
+                    .copy_from_slice(&tail[j * lanes..(j + 1) * lanes]);
+            }
+            #[cfg(target_arch = "x86_64")]
+            let qlut =
+                std::arch::is_x86_feature_detected!("avx512f").then(|| QuantLut::new(&lut, m));
+            #[cfg(not(target_arch = "x86_64"))]
+            let qlut: Option<QuantLut> = None;
+            for p in AdcPath::all_available() {
+                let mut want = vec![0f32; BLOCK];
+                adc_scan(p, &lut, qlut.as_ref(), m, &padded, &mut want);
+                let mut got = vec![0f32; BLOCK];
+                if adc_scan_tail(p, qlut.as_ref(), m, &tail, lanes, &mut got) {
+                    assert_eq!(&got[..lanes], &want[..lanes], "{p:?} lanes {lanes}");
                 }
             }
         }

@@ -18,7 +18,7 @@
 use crate::error::{invalid, Error};
 use crate::list::ListChunkRef;
 use crate::model::{check_vec, i8_slice, IvfModel, QuantizerKind};
-use crate::pq::{adc_scan, AdcPath, QuantLut, BLOCK, KSUB};
+use crate::pq::{adc_scan, adc_scan_tail, AdcPath, QuantLut, BLOCK, KSUB};
 use kernels::{Metric, TopK};
 
 /// Per-query knobs.
@@ -248,7 +248,7 @@ impl<'m> Searcher<'m> {
                 let (out_head, out_tail) = self.buf.split_at_mut(full * BLOCK);
                 adc_scan(self.adc, &self.lut, self.qlut.as_ref(), m, head, out_head);
                 let r = n - full * BLOCK;
-                if r > 0 {
+                if r > 0 && !adc_scan_tail(self.adc, self.qlut.as_ref(), m, tail, r, out_tail) {
                     // The tail block is stored with stride r: re-stride it
                     // into one padded 64-lane block.
                     self.tail.clear();

@@ -43,6 +43,13 @@ macro_rules! interleaved {
         let _ = &mut fns;
         interleaved!(@run $target; fns; $($f),+)
     }};
+    (@run $target:expr; $fns:ident; $f0:expr, $f1:expr, $f2:expr) => {{
+        let (mut a, mut b, mut c_) = $fns;
+        run_rounds(
+            $target,
+            &mut [&mut |c| batch(&mut a, c), &mut |c| batch(&mut b, c), &mut |c| batch(&mut c_, c)],
+        )
+    }};
     (@run $target:expr; $fns:ident; $f0:expr, $f1:expr) => {{
         let (mut a, mut b) = $fns;
         run_rounds($target, &mut [&mut |c| batch(&mut a, c), &mut |c| batch(&mut b, c)])
@@ -263,12 +270,17 @@ fn main() {
                 || {
                     black_box(k.dot_f32(black_box(x), black_box(y)).unwrap());
                 },
+                || {
+                    black_box(pocketvec_benches::plain::dot_f32(black_box(x), black_box(y)));
+                },
             );
             let name = k.isa().name();
             times.push(format!(
-                "dot_f32 d=768: scalar {:.1} ns, {name} {:.1} ns",
+                "dot_f32 d=768: scalar level {:.1} ns, {name} {:.1} ns, plain one-accumulator loop {:.1} ns ({name} {:.1}× faster)",
                 m.ns(0),
-                m.ns(1)
+                m.ns(1),
+                m.ns(2),
+                m.speedup(1, 2)
             ));
             t.row(
                 format!("f32 dot d=768, {name} vs our scalar level"),

@@ -61,7 +61,7 @@ cp "$LIBDIR/libpocketvec.a" "$A"
 members=$(nm -A --defined-only "$A" 2>/dev/null |
     awk '{ sym = $NF; split($1, p, ":"); if (sym ~ /^(sqlite3_|sqlite3[A-Z]|Sqlite)/ && sym != "sqlite3_pocketvec_init") print p[2] }' |
     sort -u)
-[ -z "$members" ] || ar d "$A" $members 2>/dev/null
+[ -z "$members" ] || ar d "$A" $members >/dev/null 2>&1
 asan_kernels() {
     gcc "${ASAN_CFLAGS[@]}" -DPOCKETVEC_EXPECTED_VERSION="\"$VERSION\"" tests/c/kernels_test.c \
         "$A" -lm -lpthread -ldl -o "$LOG/kernels_asan" || return 1

@@ -97,8 +97,9 @@ fuzz_target!(|c: Case| {
                 // SAFETY: lengths never exceed the buffers (or the pointer is NULL).
                 let s = unsafe { f(pa, la, pb, lb, &mut out) };
                 assert!(valid(s), "status {s}");
+                // finite values, equal non-zero lengths, aligned non-NULL pointers: must succeed
+                assert_eq!(s == 0, !pa.is_null() && la == lb && la > 0, "status {s} for lengths {la}/{lb}");
                 if s == 0 {
-                    assert!(!pa.is_null() && la == lb && la > 0);
                     let (a, b) = (&a[..la], &b[..lb]);
                     let want = match i {
                         0 => -distance(Metric::Dot, a, b),

@@ -123,9 +123,10 @@ impl<'a> ListChunkRef<'a> {
         if n > MAX_CHUNK_ROWS {
             return Err(corrupt(W, format!("count {n} exceeds {MAX_CHUNK_ROWS}")));
         }
-        // n ≤ 2^24 and code_bytes fits the model's layout, so no overflow.
-        let want = layout.chunk_len(n);
-        if bytes.len() != want {
+        // Checked in u64 so that even 32-bit targets cannot overflow.
+        let want = (CHUNK_HEADER as u64)
+            + n as u64 * (8 + layout.code_bytes as u64 + 4 * layout.aux as u64);
+        if bytes.len() as u64 != want {
             return Err(corrupt(
                 W,
                 format!("length {} bytes, header implies {want}", bytes.len()),

@@ -388,6 +388,11 @@ impl Ctx {
         // SAFETY: valid context.
         unsafe { call!(user_data(self.0)) }
     }
+    /// The connection the function runs on.
+    pub fn db(self) -> *mut sys::sqlite3 {
+        // SAFETY: valid context.
+        unsafe { call!(context_db_handle(self.0)) }
+    }
     pub fn result_error(self, msg: &str) {
         let n = c_int::try_from(msg.len()).unwrap_or(c_int::MAX);
         // SAFETY: SQLite copies the n bytes.
@@ -500,6 +505,33 @@ impl Stmt {
         let rc = unsafe { call!(bind_int64(self.p.as_ptr(), i, v)) };
         self.check(rc)
     }
+    pub fn bind_blob(&mut self, i: c_int, b: &[u8]) -> Result<(), String> {
+        let n = c_int::try_from(b.len()).map_err(|_| "pocketvec: BLOB too large".to_string())?;
+        // SAFETY: SQLite copies the n bytes (SQLITE_TRANSIENT); n = 0 with a
+        // dangling pointer binds an empty BLOB.
+        let rc = unsafe {
+            call!(bind_blob(
+                self.p.as_ptr(),
+                i,
+                b.as_ptr().cast(),
+                n,
+                transient()
+            ))
+        };
+        self.check(rc)
+    }
+    /// Binds a BLOB of `n` zero bytes (`zeroblob(n)`).
+    pub fn bind_zeroblob(&mut self, i: c_int, n: usize) -> Result<(), String> {
+        let n = c_int::try_from(n).map_err(|_| "pocketvec: BLOB too large".to_string())?;
+        // SAFETY: valid statement.
+        let rc = unsafe { call!(bind_zeroblob(self.p.as_ptr(), i, n)) };
+        self.check(rc)
+    }
+    pub fn bind_null(&mut self, i: c_int) -> Result<(), String> {
+        // SAFETY: valid statement.
+        let rc = unsafe { call!(bind_null(self.p.as_ptr(), i)) };
+        self.check(rc)
+    }
     pub fn bind_text(&mut self, i: c_int, s: &str) -> Result<(), String> {
         let n = c_int::try_from(s.len()).map_err(|_| "pocketvec: text too long".to_string())?;
         // SAFETY: SQLite copies the bytes (SQLITE_TRANSIENT).
@@ -536,6 +568,27 @@ impl Stmt {
             }
         }
     }
+    /// `step`, with the (extended) error code on failure.
+    pub fn step_rc(&mut self) -> Result<Step, SqlError> {
+        // SAFETY: valid statement.
+        match unsafe { call!(step(self.p.as_ptr())) } {
+            SQLITE_ROW => Ok(Step::Row),
+            SQLITE_DONE => Ok(Step::Done),
+            _ => {
+                // SAFETY: db valid.
+                let e = unsafe { SqlError::last(self.db) };
+                self.reset();
+                Err(e)
+            }
+        }
+    }
+    /// Steps to the end (a statement without result rows, or whose rows
+    /// are not needed), then resets.
+    pub fn run(&mut self) -> Result<(), SqlError> {
+        while self.step_rc()? == Step::Row {}
+        self.reset();
+        Ok(())
+    }
     /// Resets the statement (bindings stay).
     pub fn reset(&mut self) {
         // SAFETY: valid statement.
@@ -544,6 +597,10 @@ impl Stmt {
     pub fn column_i64(&self, i: c_int) -> i64 {
         // SAFETY: valid statement positioned on a row.
         unsafe { call!(column_int64(self.p.as_ptr(), i)) }
+    }
+    pub fn column_f64(&self, i: c_int) -> f64 {
+        // SAFETY: valid statement positioned on a row.
+        unsafe { call!(column_double(self.p.as_ptr(), i)) }
     }
     pub fn column_type(&self, i: c_int) -> ValueType {
         // SAFETY: valid statement positioned on a row.
@@ -597,5 +654,252 @@ pub unsafe fn set_out_error(pz: *mut *mut c_char, msg: &str) {
     if !pz.is_null() {
         // SAFETY: writable per caller.
         unsafe { *pz = sqlite_string(msg) };
+    }
+}
+
+/// An SQLite error: the extended result code and the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqlError {
+    pub code: c_int,
+    pub msg: String,
+}
+
+impl SqlError {
+    /// The most recent error of `db`.
+    ///
+    /// # Safety
+    /// `db` is an open connection.
+    pub unsafe fn last(db: *mut sys::sqlite3) -> SqlError {
+        // SAFETY: caller guarantees db.
+        unsafe {
+            SqlError {
+                code: call!(extended_errcode(db)),
+                msg: errmsg(db),
+            }
+        }
+    }
+    /// The primary result code (low 8 bits).
+    pub fn primary(&self) -> c_int {
+        self.code & 0xff
+    }
+    /// The database cannot be written now or at all: read-only file or
+    /// connection, `PRAGMA query_only`, locked, busy, or a stale WAL
+    /// snapshot. A query then reads without writing.
+    pub fn is_cannot_write(&self) -> bool {
+        matches!(
+            self.primary() as u32,
+            sys::SQLITE_READONLY | sys::SQLITE_BUSY | sys::SQLITE_LOCKED | sys::SQLITE_PERM
+        ) || self.msg.contains("statements in progress")
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl From<SqlError> for String {
+    fn from(e: SqlError) -> String {
+        e.msg
+    }
+}
+
+impl From<String> for SqlError {
+    fn from(msg: String) -> SqlError {
+        SqlError {
+            code: SQLITE_ERROR,
+            msg,
+        }
+    }
+}
+
+/// Runs SQL text of one or more statements without results.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn exec(db: *mut sys::sqlite3, sql: &str) -> Result<(), SqlError> {
+    let c = std::ffi::CString::new(sql)
+        .map_err(|_| SqlError::from("pocketvec: NUL in SQL".to_string()))?;
+    let mut err: *mut c_char = ptr::null_mut();
+    // SAFETY: db valid, c NUL-terminated; no callback.
+    let rc = unsafe { call!(exec(db, c.as_ptr(), None, ptr::null_mut(), &mut err)) };
+    if rc == SQLITE_OK {
+        return Ok(());
+    }
+    // SAFETY: err is NULL or from sqlite3_malloc.
+    let msg = unsafe {
+        let m = if err.is_null() {
+            errmsg(db)
+        } else {
+            cstr_lossy(err)
+        };
+        sqlite_free(err.cast());
+        m
+    };
+    // SAFETY: db valid.
+    let code = unsafe { call!(extended_errcode(db)) };
+    Err(SqlError {
+        code: if code == SQLITE_OK { rc } else { code },
+        msg,
+    })
+}
+
+/// `sqlite3_db_readonly(db, schema)`: `Some(true)` for a read-only
+/// database (`mode=ro`, `immutable=1`, a read-only file), `None` if the
+/// schema is unknown.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn db_readonly(db: *mut sys::sqlite3, schema: &str) -> Option<bool> {
+    let c = std::ffi::CString::new(schema).ok()?;
+    // SAFETY: db valid, c NUL-terminated.
+    match unsafe { call!(db_readonly(db, c.as_ptr())) } {
+        1 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
+}
+
+/// `sqlite3_get_autocommit(db)`: no explicit transaction is open.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn autocommit(db: *mut sys::sqlite3) -> bool {
+    // SAFETY: db valid.
+    unsafe { call!(get_autocommit(db)) != 0 }
+}
+
+/// Eight bytes from SQLite's PRNG as an i64.
+pub fn random_i64() -> i64 {
+    let mut x = 0i64;
+    // SAFETY: writes 8 bytes into x.
+    unsafe { call!(randomness(8, (&mut x as *mut i64).cast())) };
+    x
+}
+
+/// An incremental BLOB I/O handle (`sqlite3_blob_open`), closed on drop.
+/// Reads and writes go through SQLite's pager (never around it), so WAL,
+/// VFSes and encryption see them like any other access.
+pub struct Blob {
+    p: NonNull<sys::sqlite3_blob>,
+    db: *mut sys::sqlite3,
+    row: i64,
+}
+
+impl Blob {
+    /// Opens `schema.table.column` of row `row`, for writing if `write`.
+    ///
+    /// # Safety
+    /// `db` is an open connection that outlives the handle.
+    pub unsafe fn open(
+        db: *mut sys::sqlite3,
+        schema: &str,
+        table: &str,
+        column: &str,
+        row: i64,
+        write: bool,
+    ) -> Result<Blob, SqlError> {
+        let s = std::ffi::CString::new(schema)
+            .map_err(|_| SqlError::from("NUL in name".to_string()))?;
+        let t =
+            std::ffi::CString::new(table).map_err(|_| SqlError::from("NUL in name".to_string()))?;
+        let c = std::ffi::CString::new(column)
+            .map_err(|_| SqlError::from("NUL in name".to_string()))?;
+        let mut p: *mut sys::sqlite3_blob = ptr::null_mut();
+        // SAFETY: db valid; names NUL-terminated; out-pointer valid.
+        let rc = unsafe {
+            call!(blob_open(
+                db,
+                s.as_ptr(),
+                t.as_ptr(),
+                c.as_ptr(),
+                row,
+                c_int::from(write),
+                &mut p
+            ))
+        };
+        if rc != SQLITE_OK {
+            // SAFETY: db valid.
+            let e = unsafe { SqlError::last(db) };
+            if !p.is_null() {
+                // SAFETY: p from blob_open.
+                unsafe { call!(blob_close(p)) };
+            }
+            return Err(e);
+        }
+        match NonNull::new(p) {
+            Some(p) => Ok(Blob { p, db, row }),
+            None => Err(SqlError::from(
+                "pocketvec: blob_open returned no handle".to_string(),
+            )),
+        }
+    }
+    /// The row this handle points at.
+    pub fn row(&self) -> i64 {
+        self.row
+    }
+    /// Moves the handle to another row of the same table and column.
+    pub fn reopen(&mut self, row: i64) -> Result<(), SqlError> {
+        if row == self.row {
+            return Ok(());
+        }
+        // SAFETY: valid handle.
+        let rc = unsafe { call!(blob_reopen(self.p.as_ptr(), row)) };
+        if rc != SQLITE_OK {
+            // SAFETY: db valid.
+            return Err(unsafe { SqlError::last(self.db) });
+        }
+        self.row = row;
+        Ok(())
+    }
+    /// Size of the BLOB in bytes.
+    pub fn len(&self) -> usize {
+        // SAFETY: valid handle.
+        usize::try_from(unsafe { call!(blob_bytes(self.p.as_ptr())) }).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reads `buf.len()` bytes at `offset`.
+    pub fn read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), SqlError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let n =
+            c_int::try_from(buf.len()).map_err(|_| SqlError::from("read too large".to_string()))?;
+        let o =
+            c_int::try_from(offset).map_err(|_| SqlError::from("offset too large".to_string()))?;
+        // SAFETY: buf is writable for n bytes; SQLite checks the range.
+        let rc = unsafe { call!(blob_read(self.p.as_ptr(), buf.as_mut_ptr().cast(), n, o)) };
+        if rc != SQLITE_OK {
+            // SAFETY: db valid.
+            return Err(unsafe { SqlError::last(self.db) });
+        }
+        Ok(())
+    }
+    /// Writes `data` at `offset` (inside the BLOB's current size).
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), SqlError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let n = c_int::try_from(data.len())
+            .map_err(|_| SqlError::from("write too large".to_string()))?;
+        let o =
+            c_int::try_from(offset).map_err(|_| SqlError::from("offset too large".to_string()))?;
+        // SAFETY: data readable for n bytes; SQLite checks the range.
+        let rc = unsafe { call!(blob_write(self.p.as_ptr(), data.as_ptr().cast(), n, o)) };
+        if rc != SQLITE_OK {
+            // SAFETY: db valid.
+            return Err(unsafe { SqlError::last(self.db) });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        // SAFETY: closed exactly once.
+        unsafe { call!(blob_close(self.p.as_ptr())) };
     }
 }

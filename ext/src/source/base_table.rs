@@ -18,9 +18,16 @@
 use kernels::{f16, Kernels, Metric};
 use sqlite3ext_sys as sys;
 
-use super::{Collector, RowidFilter, Search, VectorSource};
+use super::{Collector, Request, RowidFilter, Search, VectorSource};
 use crate::api::{quote_ident, Step, Stmt, ValueType};
 use crate::vector::{ElemType, Vector};
+
+/// Receives `(rowid, vector bytes or None)` from [`BaseTable::fetch`].
+pub type RowFn<'a> = dyn FnMut(i64, Option<&[u8]>) -> Result<(), String> + 'a;
+/// Receives `(rowid, vector bytes, None, or the error naming a bad row)`.
+pub type LenientFn<'a> = dyn FnMut(i64, Result<Option<&[u8]>, String>) -> Result<(), String> + 'a;
+/// Receives `(rowid, vector bytes)` from [`BaseTable::for_each`].
+pub type EachFn<'a> = dyn FnMut(i64, &[u8]) -> Result<(), String> + 'a;
 
 /// Statements and names resolved on first use.
 struct Prepared {
@@ -110,6 +117,56 @@ pub unsafe fn inspect(
     Ok(rowid.to_string())
 }
 
+/// The base table's INTEGER PRIMARY KEY column (a rowid alias), which an
+/// index needs: VACUUM may renumber implicit rowids, and the index would
+/// silently point at the wrong rows.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn integer_key(
+    db: *mut sys::sqlite3,
+    schema: &str,
+    table: &str,
+) -> Result<String, String> {
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe {
+        Stmt::prepare(
+            db,
+            "SELECT name, type, pk FROM pragma_table_info(?1, ?2) WHERE pk > 0",
+            false,
+        )?
+    };
+    st.bind_text(1, table)?;
+    st.bind_text(2, schema)?;
+    let mut pk = Vec::new();
+    while st.step()? == Step::Row {
+        pk.push((st.column_text(0), st.column_text(1)));
+    }
+    // `INTEGER PRIMARY KEY DESC` and WITHOUT ROWID keys are real indexes,
+    // not rowid aliases: SQLite then lists an index of origin 'pk'.
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe {
+        Stmt::prepare(
+            db,
+            "SELECT count(*) FROM pragma_index_list(?1, ?2) WHERE origin = 'pk'",
+            false,
+        )?
+    };
+    st.bind_text(1, table)?;
+    st.bind_text(2, schema)?;
+    st.step()?;
+    let pk_index = st.column_i64(0) > 0;
+    match pk.as_slice() {
+        [(name, ty)] if ty.eq_ignore_ascii_case("INTEGER") && !pk_index => Ok(name.clone()),
+        _ => Err(format!(
+            "pocketvec: base table {} needs an INTEGER PRIMARY KEY column for an index \
+             (implicit rowids may change on VACUUM); declare one, e.g. id INTEGER PRIMARY KEY, \
+             or create the table with index=none to scan the base table without an index",
+            quote_ident(table)
+        )),
+    }
+}
+
 fn scan_sql(rowid: &str, schema: &str, table: &str, column: &str) -> String {
     format!(
         "SELECT {rowid}, {} FROM {}.{} WHERE {rowid} BETWEEN ?1 AND ?2",
@@ -186,6 +243,97 @@ impl BaseTable {
                 *slot = Some(st);
             }
         }
+    }
+
+    /// Follows a rename of the virtual table (for messages).
+    pub fn set_vtab(&mut self, vtab: &str) {
+        self.vtab = vtab.to_string();
+    }
+    /// The base table's current name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+    /// Follows a rename of the base table (statements are prepared anew).
+    pub fn set_table(&mut self, table: &str) {
+        if self.table != table {
+            self.table = table.to_string();
+            self.prepared = None;
+        }
+    }
+    /// Checks the base table now (and prepares its statements).
+    pub fn check(&mut self) -> Result<(), String> {
+        self.prepared().map(|_| ())
+    }
+    /// Forgets prepared statements (after a schema change).
+    pub fn reset(&mut self) {
+        self.prepared = None;
+    }
+    /// Row bytes of a valid row, `None` for NULL; other values fail.
+    fn row_of<'s>(&self, st: &'s Stmt, id: i64) -> Result<Option<&'s [u8]>, String> {
+        match st.column_type(1) {
+            ValueType::Null => return Ok(None),
+            ValueType::Blob => {}
+            t => return Err(self.bad_row(id, t.describe())),
+        }
+        let b = st.column_blob(1);
+        if b.len() != self.dim * self.elem.size() {
+            return Err(self.bad_row(id, &format!("a BLOB of {} bytes", b.len())));
+        }
+        Ok(Some(b))
+    }
+    /// Calls `f(id, vector)` for each of `ids` (any order): `None` when the
+    /// row does not exist or its vector is NULL.
+    pub fn fetch(&mut self, ids: &[i64], f: &mut RowFn<'_>) -> Result<(), String> {
+        self.fetch_lenient(ids, &mut |id, row| f(id, row?))
+    }
+    /// [`fetch`](Self::fetch), handing a row whose value is not a vector of
+    /// the right size to `f` as an `Err` instead of failing.
+    pub fn fetch_lenient(&mut self, ids: &[i64], f: &mut LenientFn<'_>) -> Result<(), String> {
+        let mut st = self.take_stmt(true)?;
+        let r = (|| {
+            for &id in ids {
+                st.bind_i64(1, id)?;
+                match st.step()? {
+                    Step::Row => {
+                        let row = self.row_of(&st, id);
+                        f(id, row)?;
+                    }
+                    Step::Done => f(id, Ok(None))?,
+                }
+                st.reset();
+            }
+            Ok(())
+        })();
+        self.put_stmt(true, st);
+        r
+    }
+    /// Calls `f(id, vector)` for every row with a non-NULL vector, in
+    /// rowid order.
+    pub fn for_each(&mut self, f: &mut EachFn<'_>) -> Result<(), String> {
+        let mut st = self.take_stmt(false)?;
+        let r = (|| {
+            st.bind_i64(1, i64::MIN)?;
+            st.bind_i64(2, i64::MAX)?;
+            while st.step()? == Step::Row {
+                let id = st.column_i64(0);
+                if let Some(row) = self.row_of(&st, id)? {
+                    f(id, row)?;
+                }
+            }
+            Ok(())
+        })();
+        self.put_stmt(false, st);
+        r
+    }
+    /// Whether row `id` exists (a point lookup).
+    pub fn exists(&mut self, id: i64) -> Result<bool, String> {
+        // A row whose vector is now NULL is not a result either.
+        let mut found = false;
+        self.fetch(&[id], &mut |_, v| {
+            found = v.is_some();
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     fn bad_row(&self, id: i64, found: &str) -> String {
@@ -275,7 +423,30 @@ impl VectorSource for BaseTable {
         (self.elem, self.dim)
     }
 
-    fn scan(&mut self, search: &Search<'_>, out: &mut Collector) -> Result<(), String> {
+    fn search(&mut self, req: &Request<'_>) -> Result<Vec<Vec<(i64, f32)>>, String> {
+        self.prepared()?;
+        let mut all = Vec::with_capacity(req.queries.len());
+        for q in req.queries {
+            if req.n == Some(0) || req.dist.never() || req.rowids.is_empty() {
+                all.push(Vec::new());
+                continue;
+            }
+            let mut out = Collector::new(req.n, req.dist.clone());
+            let search = Search {
+                query: q,
+                metric: req.metric,
+                rowids: req.rowids,
+            };
+            self.scan(&search, &mut out)?;
+            all.push(out.into_sorted_vec());
+        }
+        Ok(all)
+    }
+}
+
+impl BaseTable {
+    /// Scores every row that passes `search.rowids` into `out`.
+    pub fn scan(&mut self, search: &Search<'_>, out: &mut Collector) -> Result<(), String> {
         let f: &RowidFilter = search.rowids;
         // Resolve names first so a missing base table is reported even
         // when the filters leave nothing to read.

@@ -7,6 +7,10 @@
 //! work adds chunked shadow-table storage behind the same trait.
 
 pub mod base_table;
+pub mod flat;
+pub mod index;
+pub mod score;
+pub mod shadow;
 
 use std::cmp::Ordering;
 
@@ -51,6 +55,16 @@ impl RowidFilter {
                 .filter(|x| v.binary_search(x).is_ok())
                 .collect(),
         });
+    }
+    /// Whether `id` passes.
+    #[inline]
+    pub fn admits(&self, id: i64) -> bool {
+        id >= self.lo
+            && id <= self.hi
+            && self
+                .set
+                .as_ref()
+                .is_none_or(|s| s.binary_search(&id).is_ok())
     }
     /// Applies the range bounds to the set, after all constraints are in.
     pub fn finish(&mut self) {
@@ -151,6 +165,7 @@ impl DistanceFilter {
 /// Receives scored rows: applies the distance filter, keeps the k nearest.
 pub struct Collector {
     topk: TopK,
+    k: usize,
     filter: DistanceFilter,
     scanned: u64,
 }
@@ -161,9 +176,37 @@ impl Collector {
         let k = k.unwrap_or(usize::MAX).max(1);
         Collector {
             topk: TopK::new(k).expect("k >= 1"),
+            k,
             filter,
             scanned: 0,
         }
+    }
+    /// An empty collector with the same k and filter (one per scan thread).
+    pub fn empty_like(&self) -> Collector {
+        Collector {
+            topk: TopK::new(self.k).expect("k >= 1"),
+            k: self.k,
+            filter: self.filter.clone(),
+            scanned: 0,
+        }
+    }
+    /// Adds what another collector kept (already filtered).
+    pub fn merge(&mut self, other: Collector) {
+        self.scanned += other.scanned;
+        for (id, d) in other.topk.into_sorted_vec() {
+            self.topk.push(id, d);
+        }
+    }
+    /// Rows kept so far.
+    pub fn len(&self) -> usize {
+        self.topk.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.topk.is_empty()
+    }
+    /// How many rows it keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.k
     }
     #[inline]
     pub fn push(&mut self, id: i64, d: f32) {
@@ -181,6 +224,21 @@ impl Collector {
     }
 }
 
+/// A k-nearest-neighbour request: one or more query vectors (already in
+/// the table's type and dimension) and what every query shares.
+pub struct Request<'a> {
+    pub queries: &'a [Vector],
+    pub metric: Metric,
+    pub rowids: &'a RowidFilter,
+    pub dist: &'a DistanceFilter,
+    /// Rows wanted per query (`None`: every row, nearest first).
+    pub n: Option<usize>,
+    /// IVF lists to probe (`None`: the table's default).
+    pub nprobe: Option<usize>,
+    /// Threads for the scan (0: all cores).
+    pub threads: usize,
+}
+
 /// One search request against a source.
 pub struct Search<'a> {
     /// The query, already in the table's element type and dimension.
@@ -189,13 +247,14 @@ pub struct Search<'a> {
     pub rowids: &'a RowidFilter,
 }
 
-/// A store of vectors that can be scanned exactly.
+/// Where a virtual table's queries are answered from.
 pub trait VectorSource {
     /// Element type and dimension of the stored vectors.
     fn layout(&self) -> (ElemType, usize);
-    /// Scores every stored vector that passes `search.rowids` and pushes it
-    /// into `out`. Errors name the offending row.
-    fn scan(&mut self, search: &Search<'_>, out: &mut Collector) -> Result<(), String>;
+    /// The nearest rows per query (ascending distance, ties by rowid),
+    /// filtered by `req.rowids` and `req.dist`. Errors name the offending
+    /// row.
+    fn search(&mut self, req: &Request<'_>) -> Result<Vec<Vec<(i64, f32)>>, String>;
 }
 
 #[cfg(test)]

@@ -5,12 +5,15 @@ use std::ffi::c_int;
 
 use sqlite3ext_sys as sys;
 
-use super::plan::{Arg, CmpOp, Plan};
+use super::plan::{
+    Arg, CmpOp, Plan, COL_COMMAND, COL_DISTANCE, COL_K, COL_NPROBE, COL_QUERIES, COL_QUERY,
+    COL_QUERY_INDEX, COL_THREADS,
+};
 use super::{table_label, Table};
 use crate::api::{self, call, Ctx, OwnedValue, Value, ValueType};
 use crate::functions::read_input;
-use crate::source::{Collector, DistanceFilter, Num, Rhs, RowidFilter, Search};
-use crate::vector::OwnedInput;
+use crate::source::{DistanceFilter, Num, Request, Rhs, RowidFilter};
+use crate::vector::{ElemType, Input, OwnedInput, Vector};
 
 /// Value of the hidden `query` column of result rows.
 enum QueryColumn {
@@ -23,10 +26,16 @@ enum QueryColumn {
 
 #[derive(Default)]
 pub struct Cursor {
-    rows: Vec<(i64, f32)>,
+    /// (rowid, distance, query index), in output order.
+    rows: Vec<(i64, f32, u32)>,
     pos: usize,
     query: Option<QueryColumn>,
+    queries: Option<OwnedValue>,
     k: Option<i64>,
+    nprobe: Option<i64>,
+    threads: Option<i64>,
+    /// The JSON of an `ann = 'info'` query.
+    info: Option<String>,
 }
 
 impl Cursor {
@@ -40,21 +49,37 @@ impl Cursor {
         self.rows.get(self.pos).map_or(0, |r| r.0)
     }
     pub fn column(&self, c: Ctx, i: c_int) {
+        let int = |v: Option<i64>| match v {
+            Some(x) => c.result_i64(x),
+            None => c.result_null(),
+        };
         match i {
-            0 => match self.rows.get(self.pos) {
+            COL_DISTANCE => match self.rows.get(self.pos) {
                 // NaN (e.g. from NaN stored data) becomes NULL in SQLite.
-                Some(&(_, d)) => c.result_f64(f64::from(d)),
+                Some(&(_, d, _)) => c.result_f64(f64::from(d)),
                 None => c.result_null(),
             },
-            1 => match &self.query {
+            COL_QUERY => match &self.query {
                 // SAFETY: an owned copy from sqlite3_value_dup.
                 Some(QueryColumn::Arg(v)) => unsafe { c.result_value(v.raw()) },
                 Some(QueryColumn::SetQ(OwnedInput::Blob { bytes, .. })) => c.result_blob(bytes),
                 Some(QueryColumn::SetQ(OwnedInput::Json(s))) => c.result_text(s),
                 None => c.result_null(),
             },
-            2 => match self.k {
-                Some(k) => c.result_i64(k),
+            COL_K => int(self.k),
+            COL_NPROBE => int(self.nprobe),
+            COL_THREADS => int(self.threads),
+            COL_QUERIES => match &self.queries {
+                // SAFETY: an owned copy from sqlite3_value_dup.
+                Some(v) => unsafe { c.result_value(v.raw()) },
+                None => c.result_null(),
+            },
+            COL_QUERY_INDEX => match self.rows.get(self.pos) {
+                Some(&(_, _, q)) => c.result_i64(i64::from(q)),
+                None => c.result_null(),
+            },
+            COL_COMMAND => match &self.info {
+                Some(j) => c.result_text(j),
                 None => c.result_null(),
             },
             _ => c.result_null(),
@@ -63,10 +88,7 @@ impl Cursor {
 
     /// Runs the plan. On error the cursor is left empty.
     pub fn filter(&mut self, t: &mut Table, plan: &Plan, args: &[Value<'_>]) -> Result<(), String> {
-        self.rows.clear();
-        self.pos = 0;
-        self.query = None;
-        self.k = None;
+        *self = Cursor::default();
         let Plan::ExactKnn { args: roles } = plan;
         if roles.len() != args.len() {
             return Err(format!(
@@ -75,8 +97,22 @@ impl Cursor {
                 args.len()
             ));
         }
+        if roles.first() == Some(&Arg::Command) {
+            let what = String::from_utf8_lossy(args[0].text()).to_ascii_lowercase();
+            if what != "info" {
+                return Err(format!(
+                    "pocketvec: {}: WHERE {} = 'info' is the only query on the command column",
+                    table_label(&t.name),
+                    crate::api::quote_ident(&t.name)
+                ));
+            }
+            self.info = Some(t.info()?);
+            self.rows.push((0, 0.0, 0));
+            return Ok(());
+        }
         let label = table_label(&t.name);
         let mut query_arg: Option<Value<'_>> = None;
+        let mut batch_arg: Option<Value<'_>> = None;
         let mut k: Option<i64> = None;
         let mut limit: Option<i64> = None;
         let mut offset: i64 = 0;
@@ -85,8 +121,25 @@ impl Cursor {
         for (&role, &v) in roles.iter().zip(args) {
             match role {
                 Arg::Query => query_arg = Some(v),
+                Arg::Queries => batch_arg = Some(v),
                 Arg::K => {
                     k = Some(parse_k(v).map_err(|e| format!("pocketvec: k for {label} {e}"))?)
+                }
+                Arg::Nprobe => {
+                    self.nprobe = Some(
+                        parse_k(v).map_err(|e| format!("pocketvec: nprobe for {label} {e}"))?,
+                    )
+                }
+                Arg::Threads => {
+                    self.threads = Some(match v.value_type() {
+                        ValueType::Integer if (0..=256).contains(&v.int64()) => v.int64(),
+                        _ => {
+                            return Err(format!(
+                                "pocketvec: threads for {label} must be an integer from 0 (all cores) to 256, found {}",
+                                v.describe()
+                            ))
+                        }
+                    })
                 }
                 Arg::Limit => limit = integer_of(v).filter(|&l| l >= 0),
                 Arg::Offset => offset = integer_of(v).unwrap_or(0).max(0),
@@ -94,13 +147,29 @@ impl Cursor {
                 Arg::RowidEq => rowids.restrict_to(rowid_of(v)),
                 Arg::Rowid(op) => apply_rowid_bound(&mut rowids, op, v),
                 Arg::Distance(op) => dist.add(op, rhs_of(v)),
+                Arg::Command => {
+                    return Err(format!(
+                        "pocketvec internal error: a command argument in a search plan of {label}"
+                    ))
+                }
             }
         }
         rowids.finish();
 
-        let (elem, dim) = t.source.layout();
-        let query = match query_arg {
-            Some(v) => {
+        let (elem, dim) = t.source().layout();
+        let queries: Vec<Vector> = match (query_arg, batch_arg) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "pocketvec: {label}: give either query = ? or queries = ?, not both"
+                ))
+            }
+            (None, Some(v)) => {
+                let qs = decode_batch(v, elem, dim)
+                    .map_err(|e| format!("pocketvec: queries for {label}: {e}"))?;
+                self.queries = OwnedValue::dup(v);
+                qs
+            }
+            (Some(v), None) => {
                 let input = match v.value_type() {
                     ValueType::Null => Err("expected a vector, found NULL".to_string()),
                     _ => read_input(v, 1).map_err(|e| e.replacen("argument 1: ", "", 1)),
@@ -109,9 +178,9 @@ impl Cursor {
                     .and_then(|i| i.decode_for_table(elem, dim))
                     .map_err(|e| format!("pocketvec: query vector for {label}: {e}"))?;
                 self.query = OwnedValue::dup(v).map(QueryColumn::Arg);
-                q
+                vec![q]
             }
-            None => {
+            (None, None) => {
                 let Some(stored) = t.conn.query() else {
                     return Err(format!(
                         "pocketvec: {label} has no query vector: add WHERE query = ? \
@@ -122,7 +191,7 @@ impl Cursor {
                     format!("pocketvec: the pocketvec_set_q vector cannot query {label}: {e}")
                 })?;
                 self.query = Some(QueryColumn::SetQ(stored));
-                q
+                vec![q]
             }
         };
         self.k = k;
@@ -132,32 +201,63 @@ impl Cursor {
             (Some(k), Some(c)) => Some(k.min(c)),
             (k, c) => k.or(c),
         };
-        if n == Some(0) || dist.never() || rowids.is_empty() {
-            // Still resolve the base table so a broken table is reported.
-            let mut none = Collector::new(Some(1), DistanceFilter::default());
-            let empty = RowidFilter {
-                lo: 1,
-                hi: 0,
-                set: None,
-            };
-            let search = Search {
-                query: &query,
-                metric: t.opts.metric,
-                rowids: &empty,
-            };
-            t.source.scan(&search, &mut none)?;
-            return Ok(());
-        }
         let n = n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-        let mut out = Collector::new(n, dist);
-        let search = Search {
-            query: &query,
+        let req = Request {
+            queries: &queries,
             metric: t.opts.metric,
             rowids: &rowids,
+            dist: &dist,
+            n,
+            nprobe: self.nprobe.map(|x| x as usize),
+            threads: self.threads.map_or(t.opts.threads, |x| x as usize),
         };
-        t.source.scan(&search, &mut out)?;
-        self.rows = out.into_sorted_vec();
+        let results = t.source_mut().search(&req)?;
+        for (qi, rows) in results.into_iter().enumerate() {
+            self.rows
+                .extend(rows.into_iter().map(|(id, d)| (id, d, qi as u32)));
+        }
         Ok(())
+    }
+}
+
+/// Several query vectors: a BLOB of concatenated vectors in the table's
+/// type (or the type its subtype names), or a JSON array of vectors.
+fn decode_batch(v: Value<'_>, elem: ElemType, dim: usize) -> Result<Vec<Vector>, String> {
+    let input = match v.value_type() {
+        ValueType::Null => return Err("expected vectors, found NULL".into()),
+        _ => read_input(v, 1).map_err(|e| e.replacen("argument 1: ", "", 1))?,
+    };
+    match input {
+        Input::Blob { bytes, tag } => {
+            let t = tag.unwrap_or(elem);
+            let one = dim * t.size();
+            if bytes.is_empty() || bytes.len() % one != 0 {
+                return Err(format!(
+                    "expected a BLOB of whole {dim}-dimension {} vectors ({one} bytes each), found {} bytes",
+                    t.name(),
+                    bytes.len()
+                ));
+            }
+            bytes
+                .chunks_exact(one)
+                .map(|b| Vector::from_blob(t, b).and_then(|v| v.convert(elem)))
+                .collect()
+        }
+        Input::Json(text) => {
+            let all: Vec<serde_json::Value> = serde_json::from_str(text)
+                .map_err(|e| format!("expected a JSON array of vectors: {e}"))?;
+            if all.is_empty() {
+                return Err("expected a JSON array of vectors, found an empty array".into());
+            }
+            all.iter()
+                .enumerate()
+                .map(|(i, one)| {
+                    Input::Json(&one.to_string())
+                        .decode_for_table(elem, dim)
+                        .map_err(|e| format!("vector {i}: {e}"))
+                })
+                .collect()
+        }
     }
 }
 

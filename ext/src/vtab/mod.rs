@@ -20,18 +20,87 @@ use sqlite3ext_sys as sys;
 
 use crate::api::{self, call, guard, quote_ident, set_out_error, set_vtab_error, Ctx, Value};
 use crate::source::base_table::{self, BaseTable};
+use crate::source::index::Index;
+use crate::source::shadow::SHADOW_SUFFIXES;
 use crate::source::VectorSource;
 use crate::state::ConnState;
 use cursor::Cursor;
-use options::Options;
-use plan::{best_index, Caps, Constraint, OrderTerm, Plan, DECLARE_SQL};
+use options::{IndexKind, Options};
+use plan::{best_index, declare_sql, Caps, Constraint, OrderTerm, Plan};
+
+/// Where a table's queries are answered from.
+pub enum Backend {
+    /// `index=none`: the base table, scanned through SQL.
+    Base(BaseTable),
+    /// Shadow-table storage (flat or IVF).
+    Index(Box<Index>),
+}
 
 /// State of one virtual table on one connection.
 pub struct Table {
     pub name: String,
     pub opts: Options,
     pub conn: Arc<ConnState>,
-    pub source: Box<dyn VectorSource>,
+    pub backend: Backend,
+}
+
+impl Table {
+    pub fn source(&self) -> &dyn VectorSource {
+        match &self.backend {
+            Backend::Base(b) => b,
+            Backend::Index(i) => i.as_ref(),
+        }
+    }
+    pub fn source_mut(&mut self) -> &mut dyn VectorSource {
+        match &mut self.backend {
+            Backend::Base(b) => b,
+            Backend::Index(i) => i.as_mut(),
+        }
+    }
+
+    /// An FTS5-style command: `INSERT INTO ann(ann) VALUES('optimize')`.
+    /// `Err((code, message))`.
+    fn command(&mut self, cmd: &str) -> Result<(), (c_int, String)> {
+        let err = |e: String| (api::SQLITE_ERROR, e);
+        let c = cmd.trim().to_ascii_lowercase();
+        match (&mut self.backend, c.as_str()) {
+            (Backend::Index(i), "optimize") => i.cmd_optimize().map_err(err),
+            (Backend::Index(i), "rebuild") => i.cmd_rebuild().map_err(err),
+            (Backend::Index(i), "integrity-check") => i
+                .cmd_integrity_check()
+                .map_err(|e| (sys::SQLITE_CORRUPT_VTAB as c_int, e)),
+            (Backend::Base(b), "optimize" | "rebuild" | "integrity-check") => b.check().map_err(err),
+            _ => Err(err(format!(
+                "pocketvec: unknown command '{}' for table {}; expected 'optimize', 'rebuild' or 'integrity-check'",
+                api::shorten(cmd, 40),
+                quote_ident(&self.name)
+            ))),
+        }
+    }
+
+    /// JSON describing the table (`SELECT ann FROM ann WHERE ann = 'info'`).
+    pub fn info(&mut self) -> Result<String, String> {
+        let j = match &mut self.backend {
+            Backend::Index(i) => i.info_json()?,
+            Backend::Base(b) => {
+                b.check()?;
+                serde_json::json!({
+                    "table": self.name,
+                    "base_table": b.table(),
+                    "index": "none",
+                    "type": self.opts.elem_type.name(),
+                    "dim": self.opts.dim,
+                    "metric": options::metric_name(self.opts.metric),
+                    "pending_log": 0,
+                    "trained": false,
+                    "index_bytes": 0,
+                    "cache": false,
+                    "cache_bytes": 0,
+                })
+            }
+        };
+        Ok(j.to_string())
+    }
 }
 
 #[repr(C)]
@@ -47,12 +116,12 @@ struct PvCursor {
 }
 
 static MODULE: sys::sqlite3_module = sys::sqlite3_module {
-    iVersion: 2,
+    iVersion: 3,
     xCreate: Some(x_create),
     xConnect: Some(x_connect),
     xBestIndex: Some(x_best_index),
     xDisconnect: Some(x_disconnect),
-    xDestroy: Some(x_disconnect),
+    xDestroy: Some(x_destroy),
     xOpen: Some(x_open),
     xClose: Some(x_close),
     xFilter: Some(x_filter),
@@ -60,17 +129,17 @@ static MODULE: sys::sqlite3_module = sys::sqlite3_module {
     xEof: Some(x_eof),
     xColumn: Some(x_column),
     xRowid: Some(x_rowid),
-    xUpdate: None,
+    xUpdate: Some(x_update),
     xBegin: None,
     xSync: None,
     xCommit: None,
     xRollback: None,
     xFindFunction: None,
-    xRename: None,
+    xRename: Some(x_rename),
     xSavepoint: None,
     xRelease: None,
     xRollbackTo: None,
-    xShadowName: None,
+    xShadowName: Some(x_shadow_name),
 };
 
 /// Registers the `pocketvec` module on `db`.
@@ -158,11 +227,13 @@ unsafe fn connect(
                 }
                 let (schema, name) = (&args[1], &args[2]);
                 let opts = options::parse(&args[3..])?;
+                let declare = declare_sql(name)?;
                 if create {
                     // SAFETY: db is the connection creating the table.
                     unsafe { base_table::inspect(db, schema, &opts.base_table, &opts.column) }?;
                 }
-                let decl = std::ffi::CString::new(DECLARE_SQL).expect("no NUL");
+                let decl = std::ffi::CString::new(declare)
+                    .map_err(|_| "pocketvec: NUL in the table name".to_string())?;
                 // SAFETY: db valid, decl NUL-terminated.
                 if unsafe { call!(declare_vtab(db, decl.as_ptr())) } != api::SQLITE_OK {
                     // SAFETY: db valid.
@@ -180,15 +251,24 @@ unsafe fn connect(
                     Arc::increment_strong_count(aux as *const ConnState);
                     Arc::from_raw(aux as *const ConnState)
                 };
-                let source = Box::new(BaseTable::new(
-                    db,
-                    name,
-                    schema,
-                    &opts.base_table,
-                    &opts.column,
-                    opts.elem_type,
-                    opts.dim,
-                ));
+                let backend = match opts.index {
+                    IndexKind::None => Backend::Base(BaseTable::new(
+                        db,
+                        name,
+                        schema,
+                        &opts.base_table,
+                        &opts.column,
+                        opts.elem_type,
+                        opts.dim,
+                    )),
+                    IndexKind::Flat | IndexKind::Ivf => {
+                        let mut idx = Box::new(Index::new(db, schema, name, &opts, &conn));
+                        if create {
+                            idx.create()?;
+                        }
+                        Backend::Index(idx)
+                    }
+                };
                 Ok(Box::new(PvTab {
                     // SAFETY: sqlite3_vtab is plain C data; SQLite fills it.
                     base: unsafe { std::mem::zeroed() },
@@ -196,7 +276,7 @@ unsafe fn connect(
                         name: name.clone(),
                         opts,
                         conn,
-                        source,
+                        backend,
                     },
                 }))
             })();
@@ -224,6 +304,124 @@ unsafe extern "C" fn x_disconnect(vtab: *mut sys::sqlite3_vtab) -> c_int {
             // table's statements are finalized by the drop.
             drop(unsafe { Box::from_raw(vtab.cast::<PvTab>()) });
             api::SQLITE_OK
+        },
+    )
+}
+
+unsafe extern "C" fn x_destroy(vtab: *mut sys::sqlite3_vtab) -> c_int {
+    guard(
+        |msg| {
+            // SAFETY: vtab is live.
+            unsafe { set_vtab_error(vtab, &msg) };
+            api::SQLITE_ERROR
+        },
+        || {
+            // SAFETY: vtab is a live PvTab.
+            let t = unsafe { &mut (*vtab.cast::<PvTab>()).table };
+            if let Backend::Index(i) = &mut t.backend {
+                if let Err(e) = i.destroy() {
+                    // SAFETY: vtab is live.
+                    unsafe { set_vtab_error(vtab, &e) };
+                    return api::SQLITE_ERROR;
+                }
+            }
+            // SAFETY: vtab came from Box::into_raw::<PvTab> in connect.
+            drop(unsafe { Box::from_raw(vtab.cast::<PvTab>()) });
+            api::SQLITE_OK
+        },
+    )
+}
+
+unsafe extern "C" fn x_rename(vtab: *mut sys::sqlite3_vtab, new: *const c_char) -> c_int {
+    guard(
+        |msg| {
+            // SAFETY: vtab is live.
+            unsafe { set_vtab_error(vtab, &msg) };
+            api::SQLITE_ERROR
+        },
+        || {
+            // SAFETY: vtab is a live PvTab; new is NUL-terminated.
+            let (t, new) = unsafe { (&mut (*vtab.cast::<PvTab>()).table, api::cstr_lossy(new)) };
+            if let Err(e) = declare_sql(&new) {
+                // SAFETY: vtab is live.
+                unsafe { set_vtab_error(vtab, &e) };
+                return api::SQLITE_ERROR;
+            }
+            if let Backend::Index(i) = &mut t.backend {
+                if let Err(e) = i.rename(&new) {
+                    // SAFETY: vtab is live.
+                    unsafe { set_vtab_error(vtab, &e) };
+                    return api::SQLITE_ERROR;
+                }
+            }
+            t.name = new;
+            api::SQLITE_OK
+        },
+    )
+}
+
+unsafe extern "C" fn x_shadow_name(suffix: *const c_char) -> c_int {
+    guard(
+        |_| 0,
+        || {
+            // SAFETY: SQLite passes a NUL-terminated name.
+            let s = unsafe { api::cstr_lossy(suffix) };
+            c_int::from(SHADOW_SUFFIXES.iter().any(|x| x.eq_ignore_ascii_case(&s)))
+        },
+    )
+}
+
+/// Only FTS5-style commands are accepted: `INSERT INTO ann(ann)
+/// VALUES('optimize' | 'rebuild' | 'integrity-check')`. Everything else is
+/// refused: the table mirrors its base table.
+unsafe extern "C" fn x_update(
+    vtab: *mut sys::sqlite3_vtab,
+    argc: c_int,
+    argv: *mut *mut sys::sqlite3_value,
+    _rowid: *mut sys::sqlite3_int64,
+) -> c_int {
+    guard(
+        |msg| {
+            // SAFETY: vtab is live.
+            unsafe { set_vtab_error(vtab, &msg) };
+            api::SQLITE_ERROR
+        },
+        || {
+            // SAFETY: vtab is a live PvTab; argv holds argc values.
+            let (t, args) =
+                unsafe { (&mut (*vtab.cast::<PvTab>()).table, Value::args(argc, argv)) };
+            let cmd_at = 2 + plan::COL_COMMAND as usize;
+            let is_command = args.len() > cmd_at
+                && args[0].value_type() == api::ValueType::Null
+                && args[cmd_at].value_type() == api::ValueType::Text
+                && args
+                    .iter()
+                    .enumerate()
+                    .all(|(i, v)| i == 0 || i == cmd_at || v.value_type() == api::ValueType::Null);
+            if !is_command {
+                let base = match &t.backend {
+                    Backend::Base(_) => t.opts.base_table.clone(),
+                    Backend::Index(i) => i.base_name().to_string(),
+                };
+                let msg = format!(
+                    "pocketvec: table {v} is read-only: write to its base table {}; commands: \
+                     INSERT INTO {v}({v}) VALUES('optimize' | 'rebuild' | 'integrity-check')",
+                    quote_ident(&base),
+                    v = quote_ident(&t.name)
+                );
+                // SAFETY: vtab is live.
+                unsafe { set_vtab_error(vtab, &msg) };
+                return api::SQLITE_ERROR;
+            }
+            let cmd = String::from_utf8_lossy(args[cmd_at].text()).into_owned();
+            match t.command(&cmd) {
+                Ok(()) => api::SQLITE_OK,
+                Err((code, e)) => {
+                    // SAFETY: vtab is live.
+                    unsafe { set_vtab_error(vtab, &e) };
+                    code
+                }
+            }
         },
     )
 }

@@ -15,9 +15,55 @@ pub struct Options {
     pub dim: usize,
     pub metric: Metric,
     pub elem_type: ElemType,
+    /// How vectors are stored and searched.
+    pub index: IndexKind,
+    /// Keep a per-connection RAM copy of the chunks (validated per query).
+    pub cache: bool,
+    /// Rows per flat chunk.
+    pub chunk_rows: usize,
+    /// Threads for the exact scan (1 = the calling thread only).
+    pub threads: usize,
+    /// IVF settings (`index=ivf`).
+    pub ivf: IvfOptions,
 }
 
-const KNOWN: &str = "base_table, dim, column, metric, type";
+/// `index=`: where the table keeps its vectors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IndexKind {
+    /// No copy: every query scans the base table through SQL.
+    None,
+    /// Exact search over contiguous chunks in shadow tables (the default).
+    Flat,
+    /// Inverted lists with compressed codes, exact re-rank.
+    Ivf,
+}
+
+impl IndexKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::None => "none",
+            IndexKind::Flat => "flat",
+            IndexKind::Ivf => "ivf",
+        }
+    }
+}
+
+/// Options of `index=ivf`; `None` = the default chosen at training time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IvfOptions {
+    pub lists: Option<usize>,
+    pub quantizer: Option<ivf::QuantizerKind>,
+    pub pq_m: Option<usize>,
+    pub nprobe: Option<usize>,
+    pub rerank: Option<usize>,
+    /// Rows needed before the index trains by itself.
+    pub train_min: Option<usize>,
+}
+
+/// Default rows per flat chunk.
+pub const DEFAULT_CHUNK_ROWS: usize = 1024;
+
+const KNOWN: &str = "base_table, dim, column, metric, type, index, cache, chunk_rows, threads, lists, quantizer, pq_m, nprobe, rerank, train_min";
 
 pub fn metric_name(m: Metric) -> &'static str {
     match m {
@@ -61,6 +107,12 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let mut dim = None;
     let mut metric = None;
     let mut elem_type = None;
+    let mut index = None;
+    let mut cache = None;
+    let mut chunk_rows = None;
+    let mut threads = None;
+    let mut ivf = IvfOptions::default();
+    let mut quantizer = None;
     for raw in args {
         let Some((key, value)) = raw.split_once('=') else {
             return Err(format!(
@@ -110,6 +162,86 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                     return Err(dup("type"));
                 }
             }
+            "index" => {
+                let k = match value.to_ascii_lowercase().as_str() {
+                    "flat" | "exact" => IndexKind::Flat,
+                    "ivf" => IndexKind::Ivf,
+                    "none" => IndexKind::None,
+                    _ => {
+                        return Err(format!(
+                            "pocketvec: unknown index '{value}'; expected flat, ivf or none"
+                        ))
+                    }
+                };
+                if index.replace(k).is_some() {
+                    return Err(dup("index"));
+                }
+            }
+            "cache" => {
+                let on = match value.to_ascii_lowercase().as_str() {
+                    "on" | "1" | "true" | "yes" => true,
+                    "off" | "0" | "false" | "no" => false,
+                    _ => {
+                        return Err(format!(
+                            "pocketvec: cache must be on or off, found '{value}'"
+                        ))
+                    }
+                };
+                if cache.replace(on).is_some() {
+                    return Err(dup("cache"));
+                }
+            }
+            "chunk_rows" => {
+                let n = parse_count("chunk_rows", &value, 16, 65_536)?;
+                if chunk_rows.replace(n).is_some() {
+                    return Err(dup("chunk_rows"));
+                }
+            }
+            "threads" => {
+                let n = parse_count("threads", &value, 0, 256)?;
+                if threads.replace(n).is_some() {
+                    return Err(dup("threads"));
+                }
+            }
+            "lists" => {
+                let n = parse_count("lists", &value, 1, ivf::MAX_LISTS)?;
+                if ivf.lists.replace(n).is_some() {
+                    return Err(dup("lists"));
+                }
+            }
+            "quantizer" => {
+                let q =
+                    ivf::QuantizerKind::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
+                        format!("pocketvec: unknown quantizer '{value}'; expected pq, int8 or none")
+                    })?;
+                if quantizer.replace(q).is_some() {
+                    return Err(dup("quantizer"));
+                }
+            }
+            "pq_m" => {
+                let n = parse_count("pq_m", &value, 1, MAX_DIM)?;
+                if ivf.pq_m.replace(n).is_some() {
+                    return Err(dup("pq_m"));
+                }
+            }
+            "nprobe" => {
+                let n = parse_count("nprobe", &value, 1, ivf::MAX_LISTS)?;
+                if ivf.nprobe.replace(n).is_some() {
+                    return Err(dup("nprobe"));
+                }
+            }
+            "rerank" => {
+                let n = parse_count("rerank", &value, 0, 1 << 20)?;
+                if ivf.rerank.replace(n).is_some() {
+                    return Err(dup("rerank"));
+                }
+            }
+            "train_min" => {
+                let n = parse_count("train_min", &value, 1, 1 << 40)?;
+                if ivf.train_min.replace(n).is_some() {
+                    return Err(dup("train_min"));
+                }
+            }
             _ => {
                 return Err(format!(
                     "pocketvec: unknown option '{key}'; expected one of {KNOWN}"
@@ -117,13 +249,52 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             }
         }
     }
+    ivf.quantizer = quantizer;
+    let index = index.unwrap_or(IndexKind::Flat);
+    let ivf_only = ivf.lists.is_some()
+        || ivf.quantizer.is_some()
+        || ivf.pq_m.is_some()
+        || ivf.nprobe.is_some()
+        || ivf.rerank.is_some()
+        || ivf.train_min.is_some();
+    if ivf_only && index != IndexKind::Ivf {
+        return Err(
+            "pocketvec: lists, quantizer, pq_m, nprobe, rerank and train_min need index=ivf".into(),
+        );
+    }
+    if let (Some(m), Some(q)) = (ivf.pq_m, ivf.quantizer) {
+        if q != ivf::QuantizerKind::Pq {
+            return Err(format!(
+                "pocketvec: pq_m={m} needs quantizer=pq, found quantizer={}",
+                q.name()
+            ));
+        }
+    }
+    if index == IndexKind::None && (cache.is_some() || chunk_rows.is_some()) {
+        return Err("pocketvec: cache and chunk_rows need index=flat or index=ivf".into());
+    }
     Ok(Options {
         base_table: base_table.ok_or("pocketvec: missing option base_table=<table>")?,
         column: column.unwrap_or_else(|| "vec".to_string()),
         dim: dim.ok_or("pocketvec: missing option dim=<dimensions>")?,
         metric: metric.unwrap_or(Metric::Cosine),
         elem_type: elem_type.unwrap_or(ElemType::F32),
+        index,
+        cache: cache.unwrap_or(true),
+        chunk_rows: chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS),
+        threads: threads.unwrap_or(1),
+        ivf,
     })
+}
+
+fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
+    let bad =
+        || format!("pocketvec: {name} must be an integer between {min} and {max}, found '{value}'");
+    let n: i128 = value.trim().parse().map_err(|_| bad())?;
+    if n < min as i128 || n > max as i128 {
+        return Err(bad());
+    }
+    Ok(n as usize)
 }
 
 fn parse_dim(value: &str) -> Result<usize, String> {
@@ -154,7 +325,12 @@ mod tests {
                 column: "vec".into(),
                 dim: 128,
                 metric: Metric::Cosine,
-                elem_type: ElemType::F32
+                elem_type: ElemType::F32,
+                index: IndexKind::Flat,
+                cache: true,
+                chunk_rows: DEFAULT_CHUNK_ROWS,
+                threads: 1,
+                ivf: IvfOptions::default(),
             }
         );
         let o = p(&[
@@ -183,7 +359,7 @@ mod tests {
         );
         assert_eq!(
             p(&["base_table=t", "dim=3", "size=4"]).unwrap_err(),
-            "pocketvec: unknown option 'size'; expected one of base_table, dim, column, metric, type"
+            format!("pocketvec: unknown option 'size'; expected one of {KNOWN}")
         );
         assert_eq!(
             p(&["base_table=t", "dim=0"]).unwrap_err(),
@@ -210,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             p(&["docs"]).unwrap_err(),
-            "pocketvec: expected key=value options (base_table, dim, column, metric, type), found 'docs'"
+            format!("pocketvec: expected key=value options ({KNOWN}), found 'docs'")
         );
     }
 }

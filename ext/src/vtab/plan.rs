@@ -17,9 +17,40 @@ pub const COL_ROWID: i32 = -1;
 pub const COL_DISTANCE: i32 = 0;
 pub const COL_QUERY: i32 = 1;
 pub const COL_K: i32 = 2;
+pub const COL_NPROBE: i32 = 3;
+pub const COL_THREADS: i32 = 4;
+pub const COL_QUERIES: i32 = 5;
+pub const COL_QUERY_INDEX: i32 = 6;
+/// The hidden column named like the table, for FTS5-style commands.
+pub const COL_COMMAND: i32 = 7;
 
-/// The declared schema; hidden columns `query` and `k` take arguments.
-pub const DECLARE_SQL: &str = "CREATE TABLE x(distance REAL, query HIDDEN, k HIDDEN)";
+/// Column names, in declaration order (the last one is the table's name).
+pub const COLUMNS: [&str; 7] = [
+    "distance",
+    "query",
+    "k",
+    "nprobe",
+    "threads",
+    "queries",
+    "query_index",
+];
+
+/// The declared schema of a table called `name`: `distance`, then hidden
+/// argument columns, then the hidden command column named like the table
+/// (`INSERT INTO ann(ann) VALUES('optimize')`).
+pub fn declare_sql(name: &str) -> Result<String, String> {
+    if COLUMNS.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+        return Err(format!(
+            "pocketvec: a pocketvec table cannot be named \"{name}\" (one of its column names: {})",
+            COLUMNS.join(", ")
+        ));
+    }
+    Ok(format!(
+        "CREATE TABLE x(distance REAL, query HIDDEN, k HIDDEN, nprobe HIDDEN, threads HIDDEN, \
+         queries HIDDEN, query_index HIDDEN, \"{}\" HIDDEN)",
+        name.replace('"', "\"\"")
+    ))
+}
 
 // SQLITE_INDEX_CONSTRAINT_* codes.
 pub const OP_EQ: u8 = 2;
@@ -95,6 +126,14 @@ pub enum Arg {
     RowidEq,
     Rowid(CmpOp),
     Distance(CmpOp),
+    /// `nprobe = n` (IVF lists to probe).
+    Nprobe,
+    /// `threads = n`.
+    Threads,
+    /// `queries = ?`: several query vectors in one pass.
+    Queries,
+    /// `ann = 'info'`: one row describing the table (no search).
+    Command,
 }
 
 impl Arg {
@@ -108,6 +147,10 @@ impl Arg {
             Arg::RowidEq => ['R', '='],
             Arg::Rowid(op) => ['R', op.token()],
             Arg::Distance(op) => ['D', op.token()],
+            Arg::Nprobe => ['N', '='],
+            Arg::Threads => ['T', '='],
+            Arg::Queries => ['B', '='],
+            Arg::Command => ['C', '='],
         }
     }
     fn from_token(a: char, b: char) -> Option<Arg> {
@@ -120,6 +163,10 @@ impl Arg {
             ('R', '=') => Arg::RowidEq,
             ('R', c) => Arg::Rowid(CmpOp::from_token(c)?),
             ('D', c) => Arg::Distance(CmpOp::from_token(c)?),
+            ('N', '=') => Arg::Nprobe,
+            ('T', '=') => Arg::Threads,
+            ('B', '=') => Arg::Queries,
+            ('C', '=') => Arg::Command,
             _ => return None,
         })
     }
@@ -231,6 +278,9 @@ pub fn best_index(
     let mut have_query = false;
     let mut query_unusable = false;
     let mut have_k = false;
+    let mut have_nprobe = false;
+    let mut have_threads = false;
+    let mut have_queries = false;
     let mut rowid_set = false;
     let mut rowid_range = false;
     let mut limit = None;
@@ -239,7 +289,7 @@ pub fn best_index(
     for (i, c) in cons.iter().enumerate() {
         let is_limit = c.op == OP_LIMIT || c.op == OP_OFFSET;
         if !c.usable {
-            if c.column == COL_QUERY && c.op == OP_EQ {
+            if (c.column == COL_QUERY || c.column == COL_QUERIES) && c.op == OP_EQ {
                 query_unusable = true;
             }
             if !is_limit {
@@ -264,6 +314,33 @@ pub fn best_index(
                 have_k = true;
                 Some(Arg::K)
             }
+            (COL_NPROBE, OP_EQ) if !have_nprobe => {
+                have_nprobe = true;
+                Some(Arg::Nprobe)
+            }
+            (COL_THREADS, OP_EQ) if !have_threads => {
+                have_threads = true;
+                Some(Arg::Threads)
+            }
+            (COL_QUERIES, OP_EQ) if !have_queries => {
+                have_queries = true;
+                Some(Arg::Queries)
+            }
+            (COL_COMMAND, OP_EQ) => {
+                // `WHERE ann = 'info'`: nothing else is pushed down.
+                let mut usage = vec![(0i32, false); cons.len()];
+                usage[i] = (1, true);
+                return Ok(BestIndex {
+                    usage,
+                    handle_in: Vec::new(),
+                    plan: Plan::ExactKnn {
+                        args: vec![Arg::Command],
+                    },
+                    order_by_consumed: false,
+                    cost: 1.0,
+                    rows: 1,
+                });
+            }
             (COL_ROWID, OP_EQ) if c.is_in => {
                 handle_in.push(i);
                 rowid_set = true;
@@ -286,7 +363,7 @@ pub fn best_index(
             None => all_consumed = false,
         }
     }
-    if query_unusable && !have_query {
+    if query_unusable && !have_query && !have_queries {
         return Err(Unusable);
     }
 
@@ -300,8 +377,18 @@ pub fn best_index(
         column: COL_ROWID,
         desc: false,
     };
-    let order_by_consumed = order == [DIST] || order == [DIST, ROWID];
-    if let Some(li) = limit {
+    const QI: OrderTerm = OrderTerm {
+        column: COL_QUERY_INDEX,
+        desc: false,
+    };
+    // A batch returns its rows by query, nearest first within each; LIMIT
+    // then counts rows of every query together, so it stays with SQLite.
+    let order_by_consumed = if have_queries {
+        order == [QI] || order == [QI, DIST] || order == [QI, DIST, ROWID]
+    } else {
+        order == [DIST] || order == [DIST, ROWID]
+    };
+    if let Some(li) = limit.filter(|_| !have_queries) {
         if all_consumed && (order.is_empty() || order_by_consumed) {
             args.push(Arg::Limit);
             // omit stays false: SQLite still counts LIMIT itself, harmlessly.
@@ -483,6 +570,41 @@ mod tests {
     }
 
     #[test]
+    fn batch_keeps_limit_with_sqlite() {
+        let cons = [c(COL_QUERIES, OP_EQ), c(COL_K, OP_EQ), c(0, OP_LIMIT)];
+        let order = [
+            OrderTerm {
+                column: COL_QUERY_INDEX,
+                desc: false,
+            },
+            OrderTerm {
+                column: COL_DISTANCE,
+                desc: false,
+            },
+        ];
+        let b = best_index(&cons, &order, CAPS).unwrap();
+        assert_eq!(
+            b.plan,
+            Plan::ExactKnn {
+                args: vec![Arg::Queries, Arg::K]
+            }
+        );
+        assert!(b.order_by_consumed);
+        // ORDER BY distance alone is not the batch order.
+        let b = best_index(&cons, &by_distance(), CAPS).unwrap();
+        assert!(!b.order_by_consumed);
+    }
+
+    #[test]
+    fn declared_columns() {
+        assert!(declare_sql("ann")
+            .unwrap()
+            .ends_with("query_index HIDDEN, \"ann\" HIDDEN)"));
+        assert!(declare_sql("Distance").is_err());
+        assert!(declare_sql("a\"b").unwrap().contains("\"a\"\"b\" HIDDEN"));
+    }
+
+    #[test]
     fn unusable_query_rejects_the_plan() {
         let mut q = c(COL_QUERY, OP_EQ);
         q.usable = false;
@@ -506,11 +628,15 @@ mod tests {
             Arg::Distance(CmpOp::Le),
             Arg::Distance(CmpOp::Gt),
             Arg::Distance(CmpOp::Ge),
+            Arg::Nprobe,
+            Arg::Threads,
+            Arg::Queries,
+            Arg::Command,
         ];
         let p = Plan::ExactKnn { args: all };
         let (n, s) = p.encode();
         assert_eq!(n, 1);
-        assert_eq!(s, "Q=K=L_O_RIR=R<RlR>RgD<DlD>Dg");
+        assert_eq!(s, "Q=K=L_O_RIR=R<RlR>RgD<DlD>DgN=T=B=C=");
         assert_eq!(Plan::decode(n, &s).unwrap(), p);
         assert!(Plan::decode(2, "").is_err());
         assert!(Plan::decode(1, "Q").is_err());

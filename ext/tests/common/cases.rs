@@ -1296,7 +1296,8 @@ pub fn bad_create_options(open: Opener) {
         ("base_table=docs", "pocketvec: missing option dim=<dimensions>"),
         (
             "base_table=docs, dim=4, size=3",
-            "pocketvec: unknown option 'size'; expected one of base_table, dim, column, metric, type",
+            "pocketvec: unknown option 'size'; expected one of base_table, dim, column, metric, type, \
+             index, cache, chunk_rows, threads, lists, quantizer, pq_m, nprobe, rerank, train_min",
         ),
         ("base_table=docs, dim=4, metric=hamming", "pocketvec: unknown metric 'hamming'; expected cosine, l2 or dot"),
         ("base_table=docs, dim=4, type=f64", "pocketvec: unknown type 'f64'; expected f32, f16 or int8"),
@@ -1311,7 +1312,8 @@ pub fn bad_create_options(open: Opener) {
         ("base_table=docs, dim=4, dim=5", "pocketvec: option dim is given twice"),
         (
             "docs, dim=4",
-            "pocketvec: expected key=value options (base_table, dim, column, metric, type), found 'docs'",
+            "pocketvec: expected key=value options (base_table, dim, column, metric, type, index, cache, \
+             chunk_rows, threads, lists, quantizer, pq_m, nprobe, rerank, train_min), found 'docs'",
         ),
         ("base_table=nope, dim=4", "pocketvec: base table \"nope\" does not exist in schema \"main\""),
         (
@@ -1380,7 +1382,15 @@ pub fn identifiers_are_quoted_not_spliced(open: Opener) {
         "INSERT INTO odd(_rowid_, rowid, vec) VALUES(42, 'label', ?)",
         &[Val::Blob(f32_blob(&[1.0, 0.0]))],
     );
-    c.ok("CREATE VIRTUAL TABLE aodd USING pocketvec(base_table=odd, dim=2)");
+    // An index needs an INTEGER PRIMARY KEY (VACUUM may renumber implicit
+    // rowids); index=none scans the base table and takes any rowid table.
+    assert_eq!(
+        c.err("CREATE VIRTUAL TABLE aodd USING pocketvec(base_table=odd, dim=2)", &[]),
+        "pocketvec: base table \"odd\" needs an INTEGER PRIMARY KEY column for an index (implicit \
+         rowids may change on VACUUM); declare one, e.g. id INTEGER PRIMARY KEY, or create the table \
+         with index=none to scan the base table without an index"
+    );
+    c.ok("CREATE VIRTUAL TABLE aodd USING pocketvec(base_table=odd, dim=2, index=none)");
     assert_eq!(
         c.one("SELECT rowid FROM aodd WHERE query = '[1, 0]'", &[]),
         Val::Int(42)
@@ -1404,9 +1414,15 @@ pub fn failed_statements_change_nothing(open: Opener) {
     assert_eq!(c.rows("SELECT id, vec FROM t ORDER BY id", &[]), before);
     c.ok("UPDATE t SET vec = NULL WHERE id = 3");
     c.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=t, dim=6)");
+    let read_only = "pocketvec: table \"ann\" is read-only: write to its base table \"t\"; commands: \
+                     INSERT INTO \"ann\"(\"ann\") VALUES('optimize' | 'rebuild' | 'integrity-check')";
+    assert_eq!(c.err("INSERT INTO ann(rowid) VALUES(1)", &[]), read_only);
+    let q = "query = '[1, 0, 0, 0, 0, 0]'";
+    assert_eq!(c.err(&format!("DELETE FROM ann WHERE {q}"), &[]), read_only);
+    assert_eq!(c.err(&format!("UPDATE ann SET k = 3 WHERE {q}"), &[]), read_only);
     assert_eq!(
-        c.err("INSERT INTO ann(rowid) VALUES(1)", &[]),
-        "table ann may not be modified"
+        c.err("INSERT INTO ann(ann) VALUES('vacuum')", &[]),
+        "pocketvec: unknown command 'vacuum' for table \"ann\"; expected 'optimize', 'rebuild' or 'integrity-check'"
     );
     assert_eq!(
         c.one(

@@ -1,0 +1,665 @@
+//! Flat storage: every indexed row in fixed-capacity chunks of contiguous
+//! rows, in `X_chunks(id, rowids, norms, vectors)`.
+//!
+//! Chunk `c` holds positions `c·cap .. c·cap + cap`; every chunk is full
+//! except the last, so `rows` (kept in `X_info`) says how many slots of each
+//! chunk are used. The three BLOBs of a chunk are allocated at full
+//! capacity (zero-filled), so single rows are written in place with
+//! incremental BLOB I/O (`sqlite3_blob_write`), touching one or two pages
+//! instead of rewriting the chunk. A deleted row is replaced by the last
+//! row (swap-remove), which keeps the chunks dense; `X_map(id, pos)` finds
+//! a row's position. New chunks are assembled in memory and inserted whole.
+//!
+//! [`Cache`] is a per-connection RAM copy of the chunks, validated by the
+//! generation token (see `source/index.rs`), and patched by the same
+//! operations when this connection writes.
+
+use std::collections::HashMap;
+
+use sqlite3ext_sys as sys;
+
+use super::score::Block;
+use super::shadow::Names;
+use crate::api::{quote_ident, Blob, SqlError, Stmt};
+use crate::vector::ElemType;
+
+/// Shape of one chunk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub elem: ElemType,
+    pub dim: usize,
+    /// Rows per chunk.
+    pub cap: usize,
+    /// Whether a norm is stored per row (cosine).
+    pub norms: bool,
+}
+
+impl Layout {
+    pub fn row_bytes(&self) -> usize {
+        self.dim * self.elem.size()
+    }
+    pub fn norm_bytes(&self) -> usize {
+        if self.norms {
+            4
+        } else {
+            0
+        }
+    }
+    /// Stored bytes per row: rowid + norm + vector.
+    pub fn slot_bytes(&self) -> usize {
+        8 + self.norm_bytes() + self.row_bytes()
+    }
+    /// Chunk id and slot of a position.
+    pub fn locate(&self, pos: usize) -> (i64, usize) {
+        ((pos / self.cap) as i64, pos % self.cap)
+    }
+    /// Chunks holding `rows` rows.
+    pub fn chunks(&self, rows: usize) -> usize {
+        rows.div_ceil(self.cap)
+    }
+    /// Rows used in chunk `c` of a store with `rows` rows.
+    pub fn used(&self, c: usize, rows: usize) -> usize {
+        rows.saturating_sub(c * self.cap).min(self.cap)
+    }
+}
+
+/// Column names of `X_chunks` BLOBs, in handle order.
+const COLS: [&str; 3] = ["rowids", "norms", "vectors"];
+
+// ---------------------------------------------------------------------------
+// RAM cache
+
+/// One cached chunk: its used rows only.
+#[derive(Default)]
+struct CChunk {
+    ids: Vec<i64>,
+    norms: Vec<f32>,
+    /// Row bytes, 8-byte aligned storage.
+    data: Vec<u64>,
+}
+
+impl CChunk {
+    fn bytes(&self) -> usize {
+        self.ids.capacity() * 8 + self.norms.capacity() * 4 + self.data.capacity() * 8
+    }
+    fn rows(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data)
+    }
+    fn rows_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.data)
+    }
+}
+
+/// A RAM copy of the chunks as of generation `token`.
+pub struct Cache {
+    pub token: i64,
+    pub rows: usize,
+    layout: Layout,
+    chunks: Vec<CChunk>,
+}
+
+impl Cache {
+    pub fn new(layout: Layout, token: i64) -> Cache {
+        Cache {
+            token,
+            rows: 0,
+            layout,
+            chunks: Vec::new(),
+        }
+    }
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+    /// Heap bytes held (capacities, not lengths).
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(CChunk::bytes).sum::<usize>()
+            + self.chunks.capacity() * std::mem::size_of::<CChunk>()
+    }
+    /// The cached chunks as scan blocks.
+    pub fn blocks(&self) -> Vec<Block<'_>> {
+        let rb = self.layout.row_bytes();
+        self.chunks
+            .iter()
+            .map(|c| Block {
+                ids: &c.ids,
+                rows: &c.rows()[..c.ids.len() * rb],
+                norms: &c.norms,
+            })
+            .collect()
+    }
+    fn slot(&self, pos: usize) -> (i64, &[u8], f32) {
+        let (c, s) = self.layout.locate(pos);
+        let ch = &self.chunks[c as usize];
+        let rb = self.layout.row_bytes();
+        let norm = if self.layout.norms { ch.norms[s] } else { 0.0 };
+        (ch.ids[s], &ch.rows()[s * rb..(s + 1) * rb], norm)
+    }
+    fn set(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) {
+        let (c, s) = self.layout.locate(pos);
+        let rb = self.layout.row_bytes();
+        let norms = self.layout.norms;
+        let ch = &mut self.chunks[c as usize];
+        ch.ids[s] = id;
+        if norms {
+            ch.norms[s] = norm;
+        }
+        ch.rows_mut()[s * rb..(s + 1) * rb].copy_from_slice(row);
+    }
+    fn push(&mut self, id: i64, row: &[u8], norm: f32) {
+        let (c, s) = self.layout.locate(self.rows);
+        if s == 0 {
+            self.chunks.push(CChunk::default());
+        }
+        let rb = self.layout.row_bytes();
+        let cap = self.layout.cap;
+        let norms = self.layout.norms;
+        let ch = &mut self.chunks[c as usize];
+        // Grow by about 1/16 (at least 16 rows, at most to capacity) so the
+        // cache stays within a few percent of the stored bytes.
+        if ch.ids.len() == ch.ids.capacity() {
+            let add = (ch.ids.len() / 16).max(16).min(cap - ch.ids.len()).max(1);
+            ch.ids.reserve_exact(add);
+            if norms {
+                ch.norms.reserve_exact(add);
+            }
+            let words = ((ch.ids.len() + add) * rb).div_ceil(8);
+            ch.data.reserve_exact(words.saturating_sub(ch.data.len()));
+        }
+        ch.ids.push(id);
+        if norms {
+            ch.norms.push(norm);
+        }
+        let words = ((s + 1) * rb).div_ceil(8);
+        if ch.data.len() < words {
+            ch.data.resize(words, 0);
+        }
+        ch.rows_mut()[s * rb..(s + 1) * rb].copy_from_slice(row);
+        self.rows += 1;
+    }
+    fn truncate(&mut self, rows: usize) {
+        let rb = self.layout.row_bytes();
+        while self.rows > rows {
+            let (c, s) = self.layout.locate(self.rows - 1);
+            let ch = &mut self.chunks[c as usize];
+            ch.ids.truncate(s);
+            ch.norms.truncate(s);
+            ch.data.truncate((s * rb).div_ceil(8));
+            if s == 0 {
+                self.chunks.pop();
+            }
+            self.rows -= 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading chunks
+
+/// Reads the used part of every chunk, one at a time, into reused buffers
+/// (memory: one chunk), and calls `f` with each.
+pub struct ChunkReader {
+    layout: Layout,
+    handles: Vec<Blob>,
+    ids: Vec<i64>,
+    norms: Vec<f32>,
+    data: Vec<u64>,
+}
+
+impl ChunkReader {
+    /// # Safety
+    /// `db` is an open connection that outlives the reader.
+    pub unsafe fn new(
+        db: *mut sys::sqlite3,
+        n: &Names,
+        layout: Layout,
+        first: i64,
+    ) -> Result<ChunkReader, String> {
+        let mut handles = Vec::new();
+        for col in COLS {
+            if col == "norms" && !layout.norms {
+                continue;
+            }
+            // SAFETY: caller guarantees db.
+            let h = unsafe { Blob::open(db, &n.schema, &n.raw("chunks"), col, first, false) }
+                .map_err(|e| corrupt(n, &format!("cannot read chunk {first}: {e}")))?;
+            handles.push(h);
+        }
+        Ok(ChunkReader {
+            layout,
+            handles,
+            ids: Vec::new(),
+            norms: Vec::new(),
+            data: Vec::new(),
+        })
+    }
+
+    /// Reads `used` rows of chunk `c`.
+    pub fn read(&mut self, n: &Names, c: i64, used: usize) -> Result<Block<'_>, String> {
+        let l = self.layout;
+        let rb = l.row_bytes();
+        for h in &mut self.handles {
+            h.reopen(c)
+                .map_err(|e| corrupt(n, &format!("chunk {c} is missing ({e})")))?;
+        }
+        let mut hi = self.handles.iter_mut();
+        let h_ids = hi.next().expect("rowids handle");
+        let h_norms = if l.norms { hi.next() } else { None };
+        let h_vecs = hi.next().expect("vectors handle");
+        if h_ids.len() != l.cap * 8 || h_vecs.len() != l.cap * rb {
+            return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
+        }
+        self.ids.resize(used, 0);
+        h_ids
+            .read(0, bytemuck::cast_slice_mut(&mut self.ids))
+            .map_err(|e| e.msg)?;
+        if cfg!(target_endian = "big") {
+            for x in &mut self.ids {
+                *x = i64::from_le(*x);
+            }
+        }
+        if let Some(h) = h_norms {
+            if h.len() != l.cap * 4 {
+                return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
+            }
+            self.norms.resize(used, 0.0);
+            h.read(0, bytemuck::cast_slice_mut(&mut self.norms))
+                .map_err(|e| e.msg)?;
+            if cfg!(target_endian = "big") {
+                for x in &mut self.norms {
+                    *x = f32::from_bits(u32::from_le(x.to_bits()));
+                }
+            }
+        } else {
+            self.norms.clear();
+        }
+        self.data.resize((used * rb).div_ceil(8), 0);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.data);
+        h_vecs.read(0, &mut bytes[..used * rb]).map_err(|e| e.msg)?;
+        Ok(Block {
+            ids: &self.ids,
+            rows: &bytemuck::cast_slice::<u64, u8>(&self.data)[..used * rb],
+            norms: &self.norms,
+        })
+    }
+}
+
+/// Loads every chunk into a new cache.
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn load_cache(
+    db: *mut sys::sqlite3,
+    n: &Names,
+    layout: Layout,
+    rows: usize,
+    token: i64,
+) -> Result<Cache, String> {
+    let mut cache = Cache::new(layout, token);
+    if rows == 0 {
+        return Ok(cache);
+    }
+    // SAFETY: caller guarantees db.
+    let mut r = unsafe { ChunkReader::new(db, n, layout, 0) }?;
+    let rb = layout.row_bytes();
+    for c in 0..layout.chunks(rows) {
+        let used = layout.used(c, rows);
+        let b = r.read(n, c as i64, used)?;
+        let mut data = vec![0u64; (used * rb).div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut data)[..used * rb].copy_from_slice(b.rows);
+        cache.chunks.push(CChunk {
+            ids: b.ids.to_vec(),
+            norms: b.norms.to_vec(),
+            data,
+        });
+    }
+    cache.rows = rows;
+    Ok(cache)
+}
+
+pub fn corrupt(n: &Names, what: &str) -> String {
+    format!(
+        "pocketvec: the index of {} is damaged: {what}; run INSERT INTO {v}({v}) VALUES('rebuild')",
+        quote_ident(&n.vtab),
+        v = quote_ident(&n.vtab)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Writing chunks
+
+/// A chunk being assembled in memory (inserted whole when full or done).
+struct Staged {
+    chunk: i64,
+    ids: Vec<u8>,
+    norms: Vec<u8>,
+    vecs: Vec<u8>,
+}
+
+/// Changes flat storage inside the caller's transaction, and mirrors every
+/// change into the cache if one is given.
+pub struct Writer<'a> {
+    db: *mut sys::sqlite3,
+    n: &'a Names,
+    layout: Layout,
+    pub rows: usize,
+    handles: Option<Vec<Blob>>,
+    staged: Option<Staged>,
+    cache: Option<&'a mut Cache>,
+    map_put: Option<Stmt>,
+    map_del: Option<Stmt>,
+}
+
+impl<'a> Writer<'a> {
+    /// # Safety
+    /// `db` is an open connection in a transaction that outlives the writer.
+    pub unsafe fn new(
+        db: *mut sys::sqlite3,
+        n: &'a Names,
+        layout: Layout,
+        rows: usize,
+        cache: Option<&'a mut Cache>,
+    ) -> Writer<'a> {
+        Writer {
+            db,
+            n,
+            layout,
+            rows,
+            handles: None,
+            staged: None,
+            cache,
+            map_put: None,
+            map_del: None,
+        }
+    }
+
+    fn handles(&mut self, chunk: i64) -> Result<&mut Vec<Blob>, SqlError> {
+        if self.handles.is_none() {
+            let mut hs = Vec::new();
+            for col in COLS {
+                if col == "norms" && !self.layout.norms {
+                    continue;
+                }
+                // SAFETY: db outlives the writer.
+                hs.push(unsafe {
+                    Blob::open(
+                        self.db,
+                        &self.n.schema,
+                        &self.n.raw("chunks"),
+                        col,
+                        chunk,
+                        true,
+                    )
+                }?);
+            }
+            self.handles = Some(hs);
+        }
+        let hs = self.handles.as_mut().expect("just set");
+        for h in hs.iter_mut() {
+            h.reopen(chunk)?;
+        }
+        Ok(hs)
+    }
+
+    fn map_put(&mut self, id: i64, pos: usize) -> Result<(), SqlError> {
+        if self.map_put.is_none() {
+            // SAFETY: db outlives the writer.
+            self.map_put = Some(unsafe {
+                Stmt::prepare(
+                    self.db,
+                    &format!(
+                        "INSERT OR REPLACE INTO {}(id, pos) VALUES (?1, ?2)",
+                        self.n.q("map")
+                    ),
+                    false,
+                )
+            }?);
+        }
+        let st = self.map_put.as_mut().expect("just set");
+        st.bind_i64(1, id)?;
+        st.bind_i64(2, pos as i64)?;
+        st.run()
+    }
+
+    fn map_del(&mut self, id: i64) -> Result<(), SqlError> {
+        if self.map_del.is_none() {
+            // SAFETY: db outlives the writer.
+            self.map_del = Some(unsafe {
+                Stmt::prepare(
+                    self.db,
+                    &format!("DELETE FROM {} WHERE id = ?1", self.n.q("map")),
+                    false,
+                )
+            }?);
+        }
+        let st = self.map_del.as_mut().expect("just set");
+        st.bind_i64(1, id)?;
+        st.run()
+    }
+
+    fn flush(&mut self) -> Result<(), SqlError> {
+        let Some(s) = self.staged.take() else {
+            return Ok(());
+        };
+        // SAFETY: db outlives the writer.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!(
+                    "INSERT OR REPLACE INTO {}(id, rowids, norms, vectors) VALUES (?1, ?2, ?3, ?4)",
+                    self.n.q("chunks")
+                ),
+                false,
+            )
+        }?;
+        st.bind_i64(1, s.chunk)?;
+        st.bind_blob(2, &s.ids)?;
+        st.bind_blob(3, &s.norms)?;
+        st.bind_blob(4, &s.vecs)?;
+        st.run()
+    }
+
+    /// Reads the row at `pos` (from the cache when there is one).
+    fn read_slot(&mut self, pos: usize) -> Result<(i64, Vec<u8>, f32), SqlError> {
+        if let Some(c) = &self.cache {
+            let (id, row, norm) = c.slot(pos);
+            return Ok((id, row.to_vec(), norm));
+        }
+        let (c, s) = self.layout.locate(pos);
+        let rb = self.layout.row_bytes();
+        let norms = self.layout.norms;
+        let hs = self.handles(c)?;
+        let mut id = [0u8; 8];
+        hs[0].read(s * 8, &mut id)?;
+        let mut norm = [0u8; 4];
+        if norms {
+            hs[1].read(s * 4, &mut norm)?;
+        }
+        let mut row = vec![0u8; rb];
+        hs.last_mut().expect("vectors").read(s * rb, &mut row)?;
+        Ok((i64::from_le_bytes(id), row, f32::from_le_bytes(norm)))
+    }
+
+    /// Overwrites the row at `pos` (an existing chunk).
+    fn write_slot(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) -> Result<(), SqlError> {
+        let (c, s) = self.layout.locate(pos);
+        let rb = self.layout.row_bytes();
+        if let Some(st) = self.staged.as_mut().filter(|st| st.chunk == c) {
+            st.ids[s * 8..(s + 1) * 8].copy_from_slice(&id.to_le_bytes());
+            if !st.norms.is_empty() {
+                st.norms[s * 4..(s + 1) * 4].copy_from_slice(&norm.to_le_bytes());
+            }
+            st.vecs[s * rb..(s + 1) * rb].copy_from_slice(row);
+        } else {
+            let norms = self.layout.norms;
+            let hs = self.handles(c)?;
+            hs[0].write(s * 8, &id.to_le_bytes())?;
+            if norms {
+                hs[1].write(s * 4, &norm.to_le_bytes())?;
+            }
+            hs.last_mut().expect("vectors").write(s * rb, row)?;
+        }
+        if let Some(cache) = self.cache.as_mut() {
+            cache.set(pos, id, row, norm);
+        }
+        Ok(())
+    }
+
+    /// Replaces the vector of the row at `pos` (same rowid).
+    pub fn update(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) -> Result<(), SqlError> {
+        self.write_slot(pos, id, row, norm)
+    }
+
+    /// Appends a row; returns its position.
+    pub fn push(&mut self, id: i64, row: &[u8], norm: f32) -> Result<usize, SqlError> {
+        let pos = self.rows;
+        let (c, s) = self.layout.locate(pos);
+        if s == 0 {
+            self.flush()?;
+            let l = self.layout;
+            self.staged = Some(Staged {
+                chunk: c,
+                ids: vec![0; l.cap * 8],
+                norms: vec![0; l.cap * l.norm_bytes()],
+                vecs: vec![0; l.cap * l.row_bytes()],
+            });
+        }
+        self.rows += 1;
+        if let Some(cache) = self.cache.as_mut() {
+            cache.push(id, row, norm);
+            // `write_slot` below must not patch the cache a second time.
+            let cache = self.cache.take();
+            let r = self.write_slot(pos, id, row, norm);
+            self.cache = cache;
+            r?;
+        } else {
+            self.write_slot(pos, id, row, norm)?;
+        }
+        self.map_put(id, pos)?;
+        Ok(pos)
+    }
+
+    /// Removes the row `id` at `pos`: the last row moves into its place.
+    pub fn remove(&mut self, pos: usize, id: i64) -> Result<(), SqlError> {
+        self.flush()?;
+        let last = self.rows - 1;
+        if pos != last {
+            let (mid, row, norm) = self.read_slot(last)?;
+            self.write_slot(pos, mid, &row, norm)?;
+            self.map_put(mid, pos)?;
+        }
+        self.map_del(id)?;
+        self.rows -= 1;
+        if let Some(cache) = self.cache.as_mut() {
+            cache.truncate(self.rows);
+        }
+        if self.rows % self.layout.cap == 0 {
+            let c = (self.rows / self.layout.cap) as i64;
+            if self.handles.as_ref().is_some_and(|h| h[0].row() == c) {
+                self.handles = None;
+            }
+            // SAFETY: db outlives the writer.
+            let mut st = unsafe {
+                Stmt::prepare(
+                    self.db,
+                    &format!("DELETE FROM {} WHERE id = ?1", self.n.q("chunks")),
+                    false,
+                )
+            }?;
+            st.bind_i64(1, c)?;
+            st.run()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is staged; the caller then stores `rows`.
+    pub fn finish(mut self) -> Result<usize, SqlError> {
+        self.flush()?;
+        Ok(self.rows)
+    }
+}
+
+/// Positions of `ids` from `X_map` (missing ids are absent).
+///
+/// # Safety
+/// `db` is an open connection.
+pub unsafe fn positions(
+    db: *mut sys::sqlite3,
+    n: &Names,
+    ids: &[i64],
+) -> Result<HashMap<i64, i64>, String> {
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe {
+        Stmt::prepare(
+            db,
+            &format!("SELECT pos FROM {} WHERE id = ?1", n.q("map")),
+            false,
+        )
+    }?;
+    let mut out = HashMap::with_capacity(ids.len());
+    for &id in ids {
+        st.bind_i64(1, id)?;
+        if st.step()? == crate::api::Step::Row {
+            out.insert(id, st.column_i64(0));
+        }
+        st.reset();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_push_set_truncate() {
+        let l = Layout {
+            elem: ElemType::F32,
+            dim: 3,
+            cap: 4,
+            norms: true,
+        };
+        let mut c = Cache::new(l, 1);
+        let row = |x: f32| -> Vec<u8> {
+            [x, x + 1.0, x + 2.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
+        };
+        for i in 0..10 {
+            c.push(i, &row(i as f32), i as f32);
+        }
+        assert_eq!(c.chunks.len(), 3);
+        assert_eq!(c.slot(9).0, 9);
+        c.set(2, 99, &row(99.0), 1.5);
+        assert_eq!(c.slot(2), (99, &row(99.0)[..], 1.5));
+        c.truncate(8);
+        assert_eq!(c.chunks.len(), 2);
+        assert_eq!(c.rows, 8);
+        let blocks = c.blocks();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[1].ids, &[4, 5, 6, 7]);
+        assert_eq!(blocks[1].rows.len(), 4 * 12);
+        c.truncate(5);
+        c.push(50, &row(50.0), 0.0);
+        assert_eq!(c.blocks()[1].ids, &[4, 50]);
+        // Within a few percent of the used bytes once chunks are full.
+        let mut big = Cache::new(
+            Layout {
+                cap: 1024,
+                dim: 768,
+                ..l
+            },
+            1,
+        );
+        let r = vec![0u8; 768 * 4];
+        for i in 0..5000 {
+            big.push(i, &r, 0.0);
+        }
+        let used = 5000 * (768 * 4 + 8 + 4);
+        assert!(
+            big.bytes() as f64 <= used as f64 * 1.05,
+            "{} vs {used}",
+            big.bytes()
+        );
+    }
+}

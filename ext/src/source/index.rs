@@ -1,0 +1,1705 @@
+//! The index source: vectors copied into shadow tables (flat chunks, or IVF
+//! lists) and kept consistent with the base table.
+//!
+//! # Consistency protocol
+//! Triggers on the base table append every touched rowid to `X_log` (plain
+//! SQL, so any connection keeps the log, with or without pocketvec). Each
+//! query first reads, in its own transaction, the format version, the
+//! generation token, the row count, the base table's name (from the
+//! trigger, which follows `ALTER TABLE … RENAME`) and whether the log has
+//! entries. A non-empty log is then either
+//! * **applied** — inside `SAVEPOINT pocketvec_apply`, so it commits with
+//!   the query's (or the user's) transaction: each logged rowid is looked up
+//!   in the base table and its index entry inserted, replaced or removed;
+//!   the token gets a fresh random value and the log is emptied; or
+//! * **overlaid** when the database cannot be written (read-only file or
+//!   connection, `query_only`, a lock held by another connection, a stale
+//!   WAL snapshot, a write statement in progress): logged rowids are
+//!   skipped in the stored data and scored from their current base rows.
+//!
+//! Either way a query sees exactly the base table as of its transaction.
+//! A REPLACE that deletes a row through a UNIQUE conflict fires no trigger,
+//! so every result taken from stored data is checked against the base
+//! table (one point lookup each) and replaced by the next candidate if the
+//! row is gone; such rows are then logged so the next write removes them.
+//!
+//! # Cache validation
+//! The RAM cache records the token (and row count) it was loaded at. The
+//! token changes in the same transaction as any write to the stored data,
+//! from this or any other connection or process, and rolls back with it;
+//! being random, a rolled-back value is never reused by a later write. A
+//! query uses the cache only if the token it reads equals the cache's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use kernels::Kernels;
+use sqlite3ext_sys as sys;
+
+use super::base_table::{integer_key, BaseTable};
+use super::flat::{self, Cache, ChunkReader, Layout, Writer};
+use super::score::{self, resolve_threads, row_norm, score_block, Admit};
+use super::shadow::{self, Names, FORMAT_VERSION, LOG};
+use super::{Collector, Request, VectorSource};
+use crate::api::{self, exec, quote_ident, SqlError, Step, Stmt, ValueType};
+use crate::state::{table_key, ConnState, TableStats};
+use crate::vector::{ElemType, Vector};
+use crate::vtab::options::{IndexKind, Options};
+
+/// Logged rowids applied per batch (bounds the memory of a bulk apply).
+const APPLY_BATCH: usize = 4096;
+/// Extra candidates kept per query so rows found gone can be replaced
+/// without a second scan.
+const SLACK: usize = 8;
+
+/// What a query reads first.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub format: Option<i64>,
+    pub token: i64,
+    pub rows: usize,
+    /// Table the insert trigger is attached to (`None`: trigger missing).
+    pub trigger_base: Option<String>,
+    pub pending: bool,
+    pub trained: bool,
+    pub model_token: i64,
+}
+
+/// The state after syncing: pending rowids to overlay (empty when the log
+/// was applied or empty) and whether this query may write.
+struct Synced {
+    state: State,
+    pending: Vec<i64>,
+    writable: bool,
+}
+
+/// `(token, chunk bytes per list, heap bytes)`.
+type CachedLists = (i64, Vec<Vec<Vec<u8>>>, usize);
+/// Base rows by rowid: `None` = gone or NULL.
+type Fetched = Vec<(i64, Option<Vec<u8>>)>;
+
+/// The trained IVF model and (optionally) every list chunk in RAM.
+struct IvfCache {
+    model_token: i64,
+    model: Arc<ivf::IvfModel>,
+    /// `(token, chunks per list)` when the lists are cached.
+    lists: Option<CachedLists>,
+}
+
+/// Ids of IVF list chunks: list `l`, sequence `s` → `l << 24 | s`.
+const LIST_SHIFT: u32 = 24;
+
+fn list_range(list: u32) -> (i64, i64) {
+    let lo = i64::from(list) << LIST_SHIFT;
+    (lo, lo + (1 << LIST_SHIFT) - 1)
+}
+
+pub struct Index {
+    db: *mut sys::sqlite3,
+    names: Names,
+    opts: Options,
+    base: BaseTable,
+    kern: Kernels,
+    layout: Layout,
+    cache: Option<Cache>,
+    ivf: Option<IvfCache>,
+    state_stmt: Option<Stmt>,
+    stats: Arc<TableStats>,
+    conn: Arc<ConnState>,
+}
+
+impl Index {
+    pub fn new(
+        db: *mut sys::sqlite3,
+        schema: &str,
+        vtab: &str,
+        opts: &Options,
+        conn: &Arc<ConnState>,
+    ) -> Index {
+        let stats = Arc::new(TableStats::default());
+        conn.register_table(&table_key(schema, vtab), &stats);
+        Index {
+            db,
+            names: Names::new(schema, vtab),
+            opts: opts.clone(),
+            base: BaseTable::new(
+                db,
+                vtab,
+                schema,
+                &opts.base_table,
+                &opts.column,
+                opts.elem_type,
+                opts.dim,
+            ),
+            kern: Kernels::detect(),
+            layout: Layout {
+                elem: opts.elem_type,
+                dim: opts.dim,
+                cap: opts.chunk_rows,
+                norms: score::uses_norms(opts.metric),
+            },
+            cache: None,
+            ivf: None,
+            state_stmt: None,
+            stats,
+            conn: Arc::clone(conn),
+        }
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+    pub fn base_name(&self) -> &str {
+        self.base.table()
+    }
+
+    fn label(&self) -> String {
+        quote_ident(&self.names.vtab)
+    }
+
+    // ---- lifecycle --------------------------------------------------------
+
+    /// xCreate: shadow tables, triggers, and the initial build from the
+    /// rows already in the base table. On failure everything is removed.
+    pub fn create(&mut self) -> Result<(), String> {
+        self.base.check()?;
+        // SAFETY: db is the connection creating the table.
+        let key = unsafe { integer_key(self.db, &self.names.schema, self.base.table()) }?;
+        let r = (|| -> Result<(), String> {
+            // SAFETY: as above.
+            unsafe {
+                exec(self.db, &shadow::create_tables_sql(&self.names))?;
+                let n = &self.names;
+                shadow::set_info_i64(self.db, n, "format", FORMAT_VERSION)?;
+                shadow::set_info_i64(self.db, n, "token", shadow::new_token(0))?;
+                shadow::set_info_i64(self.db, n, "model_token", 0)?;
+                shadow::set_info_i64(self.db, n, "rows", 0)?;
+                shadow::set_info_i64(self.db, n, "trained", 0)?;
+                shadow::set_info_i64(self.db, n, "chunk_rows", self.layout.cap as i64)?;
+                shadow::set_info_text(self.db, n, "index", self.opts.index.name())?;
+                shadow::set_info_text(self.db, n, "key", &key)?;
+                exec(
+                    self.db,
+                    &shadow::create_triggers_sql(n, self.base.table(), &key, &self.opts.column),
+                )?;
+            }
+            self.rebuild_data()
+        })();
+        if r.is_err() {
+            // SAFETY: as above; best effort, the error below is what counts.
+            let _ = unsafe { exec(self.db, &shadow::drop_all_sql(&self.names)) };
+        }
+        r
+    }
+
+    /// xDestroy: drops the triggers, the shadow tables and the log.
+    pub fn destroy(&mut self) -> Result<(), String> {
+        self.state_stmt = None;
+        self.cache = None;
+        self.base.reset();
+        // SAFETY: db is the connection dropping the table.
+        unsafe { exec(self.db, &shadow::drop_all_sql(&self.names)) }.map_err(String::from)
+    }
+
+    /// xRename: renames the shadow tables and the log, and re-creates the
+    /// triggers under the new names.
+    pub fn rename(&mut self, new: &str) -> Result<(), String> {
+        self.state_stmt = None;
+        let old = self.names.clone();
+        let newn = Names::new(&old.schema, new);
+        // SAFETY: db is the connection renaming the table.
+        let key = unsafe { shadow::info_text(self.db, &old, "key") }?
+            .ok_or_else(|| flat::corrupt(&old, "the key column is not recorded"))?;
+        let triggers = unsafe { self.trigger_base(&old) }?;
+        let mut sql = shadow::drop_triggers_sql(&old);
+        for t in shadow::SHADOW_SUFFIXES.iter().chain([&LOG]) {
+            sql.push_str(&format!(
+                "\nALTER TABLE {} RENAME TO {};",
+                old.q(t),
+                quote_ident(&newn.raw(t))
+            ));
+        }
+        if let Some(base) = &triggers {
+            sql.push('\n');
+            sql.push_str(&shadow::create_triggers_sql(
+                &newn,
+                base,
+                &key,
+                &self.opts.column,
+            ));
+        }
+        // SAFETY: as above.
+        unsafe { exec(self.db, &sql) }.map_err(String::from)?;
+        self.names = newn;
+        self.base.set_vtab(new);
+        let key = table_key(&self.names.schema, new);
+        self.conn.register_table(&key, &self.stats);
+        Ok(())
+    }
+
+    /// Name of the table the insert trigger of `n` is attached to.
+    unsafe fn trigger_base(&self, n: &Names) -> Result<Option<String>, String> {
+        // SAFETY: caller guarantees db.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!(
+                    "SELECT tbl_name FROM {} WHERE type = 'trigger' AND name = ?1",
+                    n.master()
+                ),
+                false,
+            )
+        }?;
+        st.bind_text(1, &n.raw("ai"))?;
+        Ok(match st.step()? {
+            Step::Row => Some(st.column_text(0)),
+            Step::Done => None,
+        })
+    }
+
+    // ---- state and sync -----------------------------------------------------
+
+    fn read_state(&mut self) -> Result<State, String> {
+        if self.state_stmt.is_none() {
+            let n = &self.names;
+            let info = n.q("info");
+            let sql = format!(
+                "SELECT (SELECT value FROM {info} WHERE key = 'format'), \
+                        (SELECT value FROM {info} WHERE key = 'token'), \
+                        (SELECT value FROM {info} WHERE key = 'rows'), \
+                        (SELECT tbl_name FROM {master} WHERE type = 'trigger' AND name = ?1), \
+                        EXISTS (SELECT 1 FROM {log}), \
+                        (SELECT value FROM {info} WHERE key = 'trained'), \
+                        (SELECT value FROM {info} WHERE key = 'model_token')",
+                master = n.master(),
+                log = n.q(LOG)
+            );
+            // SAFETY: db is the connection owning this table.
+            let mut st = unsafe { Stmt::prepare(self.db, &sql, true) }.map_err(|e| {
+                format!(
+                    "pocketvec: the index tables of {} are missing or unreadable ({e}); \
+                     DROP TABLE {} and create it again",
+                    self.label(),
+                    self.label()
+                )
+            })?;
+            st.bind_text(1, &n.raw("ai"))?;
+            self.state_stmt = Some(st);
+        }
+        let st = self.state_stmt.as_mut().expect("just set");
+        let r = (|| {
+            st.step()?;
+            let s = State {
+                format: (st.column_type(0) != ValueType::Null).then(|| st.column_i64(0)),
+                token: st.column_i64(1),
+                rows: usize::try_from(st.column_i64(2)).unwrap_or(0),
+                trigger_base: (st.column_type(3) != ValueType::Null).then(|| st.column_text(3)),
+                pending: st.column_i64(4) != 0,
+                trained: st.column_i64(5) != 0,
+                model_token: st.column_i64(6),
+            };
+            Ok::<_, String>(s)
+        })();
+        st.reset();
+        r
+    }
+
+    /// Reads the state, checks format and base table, and applies or
+    /// overlays the change log.
+    fn sync(&mut self, may_write: bool) -> Result<Synced, String> {
+        let mut state = self.read_state()?;
+        match state.format {
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "pocketvec: table {} uses on-disk format {v}, this pocketvec reads format {FORMAT_VERSION}; \
+                     use a matching pocketvec version, or DROP TABLE {} and create it again",
+                    self.label(),
+                    self.label()
+                ))
+            }
+            None => {
+                return Err(flat::corrupt(&self.names, "no format version is recorded"));
+            }
+        }
+        match &state.trigger_base {
+            Some(b) => {
+                let b = b.clone();
+                self.base.set_table(&b);
+            }
+            None => {
+                // The base table was dropped (its triggers went with it), or
+                // the triggers were removed.
+                self.base.reset();
+                self.base.check()?;
+                return Err(format!(
+                    "pocketvec: the change-log triggers of {} on base table {} are missing, so the index \
+                     may be stale; run INSERT INTO {v}({v}) VALUES('rebuild')",
+                    self.label(),
+                    quote_ident(self.base.table()),
+                    v = self.label()
+                ));
+            }
+        }
+        self.base.check()?;
+        let mut writable = may_write
+            // SAFETY: db is the connection owning this table.
+            && unsafe { api::db_readonly(self.db, &self.names.schema) } == Some(false);
+        let mut pending = Vec::new();
+        if state.pending {
+            if writable && self.try_apply(&state)? {
+                state = self.read_state()?;
+            } else {
+                writable = false;
+            }
+            // Whatever is still logged (everything, or rows with bad values)
+            // is read from the base table.
+            if state.pending {
+                pending = self.logged_ids()?;
+            }
+        }
+        self.stats
+            .last_overlay
+            .store(pending.len(), Ordering::Relaxed);
+        Ok(Synced {
+            state,
+            pending,
+            writable,
+        })
+    }
+
+    /// Distinct logged rowids, ascending.
+    fn logged_ids(&self) -> Result<Vec<i64>, String> {
+        // SAFETY: db is the connection owning this table.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!(
+                    "SELECT DISTINCT id FROM {} WHERE id IS NOT NULL ORDER BY id",
+                    self.names.q(LOG)
+                ),
+                false,
+            )
+        }?;
+        let mut out = Vec::new();
+        while st.step()? == Step::Row {
+            out.push(st.column_i64(0));
+        }
+        Ok(out)
+    }
+
+    /// Applies the log inside a savepoint. `Ok(false)`: the database cannot
+    /// be written now (nothing changed; the caller overlays the log).
+    fn try_apply(&mut self, state: &State) -> Result<bool, String> {
+        // SAFETY: db is the connection owning this table.
+        if let Err(e) = unsafe { exec(self.db, "SAVEPOINT pocketvec_apply") } {
+            return if e.is_cannot_write() {
+                Ok(false)
+            } else {
+                Err(e.msg)
+            };
+        }
+        let r = self.apply(state);
+        let r = match r {
+            // SAFETY: as above.
+            Ok(()) => unsafe { exec(self.db, "RELEASE pocketvec_apply") },
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // The cache may hold changes that were just undone.
+                self.cache = None;
+                if let Some(ic) = self.ivf.as_mut() {
+                    ic.lists = None;
+                }
+                // SAFETY: as above.
+                let undo = unsafe {
+                    exec(
+                        self.db,
+                        "ROLLBACK TO pocketvec_apply; RELEASE pocketvec_apply",
+                    )
+                };
+                if let Err(u) = undo {
+                    return Err(format!("{}; undoing it failed too: {}", e.msg, u.msg));
+                }
+                if e.is_cannot_write() {
+                    Ok(false)
+                } else {
+                    Err(e.msg)
+                }
+            }
+        }
+    }
+
+    /// Applies every logged change (caller provides the transaction).
+    /// Rows holding bad values stay in the log; if nothing else was logged
+    /// nothing is written.
+    fn apply(&mut self, state: &State) -> Result<(), SqlError> {
+        let ids = self.logged_ids()?;
+        let mut rows = state.rows;
+        let trained = state.trained;
+        if !self.cache_valid(state) {
+            self.cache = None;
+        }
+        // Cheap check first: a log of only bad rows changes nothing.
+        if ids.len() <= 64 {
+            let mut probe = Vec::new();
+            self.fetch_rows(&ids, &mut probe)?;
+            if probe.len() == ids.len() {
+                return Ok(());
+            }
+        }
+        let mut bad = Vec::new();
+        for batch in ids.chunks(APPLY_BATCH) {
+            rows = if trained {
+                self.apply_ivf_batch(batch, rows, state.model_token, &mut bad)?
+            } else {
+                self.apply_flat_batch(batch, rows, &mut bad)?
+            };
+        }
+        let token = shadow::new_token(state.token);
+        let n = self.names.clone();
+        // SAFETY: db is the connection owning this table.
+        unsafe {
+            shadow::set_info_i64(self.db, &n, "rows", rows as i64)?;
+            shadow::set_info_i64(self.db, &n, "token", token)?;
+            exec(self.db, &format!("DELETE FROM {}", n.q(LOG)))?;
+        }
+        self.log_ids(&bad)?;
+        if let Some(c) = self.cache.as_mut() {
+            c.token = token;
+        }
+        if let Some((t, _, _)) = self.ivf.as_mut().and_then(|ic| ic.lists.as_mut()) {
+            *t = token;
+        }
+        // An untrained IVF table trains once it holds enough rows.
+        if self.opts.index == IndexKind::Ivf && !trained && rows >= self.train_min(rows) {
+            self.train(rows, token)?;
+        }
+        Ok(())
+    }
+
+    /// Current base rows of `ids`; rows holding something other than a
+    /// vector of the right size go to `bad` (they stay in the log, and a
+    /// query fails naming them only if its filters admit them).
+    fn fetch_rows(&mut self, ids: &[i64], bad: &mut Vec<i64>) -> Result<Fetched, String> {
+        let mut out = Vec::with_capacity(ids.len());
+        self.base.fetch_lenient(ids, &mut |id, v| {
+            match v {
+                Ok(v) => out.push((id, v.map(<[u8]>::to_vec))),
+                Err(_) => bad.push(id),
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn apply_flat_batch(
+        &mut self,
+        ids: &[i64],
+        rows: usize,
+        bad: &mut Vec<i64>,
+    ) -> Result<usize, SqlError> {
+        let current = self.fetch_rows(ids, bad)?;
+        // SAFETY: db is the connection owning this table.
+        let pos = unsafe { flat::positions(self.db, &self.names, ids) }?;
+        let layout = self.layout;
+        let (kern, elem) = (self.kern, self.layout.elem);
+        let norm = |row: &[u8]| {
+            if layout.norms {
+                row_norm(&kern, elem, row)
+            } else {
+                0.0
+            }
+        };
+        // SAFETY: as above; the caller holds the transaction.
+        let mut w = unsafe { Writer::new(self.db, &self.names, layout, rows, self.cache.as_mut()) };
+        let mut removes = Vec::new();
+        let mut adds = Vec::new();
+        for (id, v) in &current {
+            match (pos.get(id), v) {
+                (Some(&p), Some(row)) => w.update(p as usize, *id, row, norm(row))?,
+                (Some(&p), None) => removes.push((p as usize, *id)),
+                (None, Some(row)) => adds.push((*id, row)),
+                (None, None) => {}
+            }
+        }
+        removes.sort_unstable_by(|a, b| b.cmp(a));
+        for (p, id) in removes {
+            w.remove(p, id)?;
+        }
+        for (id, row) in adds {
+            w.push(id, row, norm(row))?;
+        }
+        w.finish()
+    }
+
+    // ---- cache ------------------------------------------------------------
+
+    fn cache_enabled(&self) -> bool {
+        self.conn
+            .cache_override(&table_key(&self.names.schema, &self.names.vtab))
+            .unwrap_or(self.opts.cache)
+    }
+
+    fn cache_valid(&self, s: &State) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.token == s.token && c.rows == s.rows && c.layout() == self.layout)
+    }
+
+    fn set_cache_stats(&self) {
+        let b = self.cache.as_ref().map_or(0, Cache::bytes)
+            + self
+                .ivf
+                .as_ref()
+                .and_then(|ic| ic.lists.as_ref())
+                .map_or(0, |l| l.2);
+        self.stats.cache_bytes.store(b, Ordering::Relaxed);
+    }
+
+    // ---- flat scan --------------------------------------------------------------
+
+    /// Scores every stored row admitted by `admit` into `outs`.
+    fn scan_flat(
+        &mut self,
+        s: &State,
+        req: &Request<'_>,
+        admit: &Admit<'_>,
+        outs: &mut [Collector],
+    ) -> Result<(), String> {
+        let metric = req.metric;
+        let threads = resolve_threads(req.threads);
+        if self.cache_enabled() {
+            if !self.cache_valid(s) {
+                self.cache = None;
+                // SAFETY: db is the connection owning this table.
+                let c = unsafe {
+                    flat::load_cache(self.db, &self.names, self.layout, s.rows, s.token)
+                }?;
+                self.cache = Some(c);
+                self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
+            }
+            self.stats.cache_used.store(true, Ordering::Relaxed);
+            self.set_cache_stats();
+            let cache = self.cache.as_ref().expect("just loaded");
+            let blocks = cache.blocks();
+            score::scan_parallel(
+                &self.kern,
+                metric,
+                req.queries,
+                &blocks,
+                admit,
+                outs,
+                threads,
+            )
+        } else {
+            self.cache = None;
+            self.set_cache_stats();
+            self.stats.cache_used.store(false, Ordering::Relaxed);
+            if s.rows == 0 {
+                return Ok(());
+            }
+            // Streamed: one chunk in memory at a time.
+            // SAFETY: db is the connection owning this table.
+            let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+            let mut buf = Vec::new();
+            for c in 0..self.layout.chunks(s.rows) {
+                let used = self.layout.used(c, s.rows);
+                let b = r.read(&self.names, c as i64, used)?;
+                score::scan_block(&self.kern, metric, req.queries, b, admit, outs, &mut buf)?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Scores rows read from the base table (pending changes, small rowid
+    /// sets) into `outs`.
+    fn score_base_rows(
+        &mut self,
+        ids: &[i64],
+        req: &Request<'_>,
+        outs: &mut [Collector],
+    ) -> Result<(), String> {
+        let (kern, metric, queries) = (self.kern, req.metric, req.queries);
+        let (elem, norms) = (self.layout.elem, score::uses_norms(req.metric));
+        let mut d = [0f32];
+        self.base.fetch(ids, &mut |id, v| {
+            let Some(row) = v else { return Ok(()) };
+            let n = [if norms {
+                row_norm(&kern, elem, row)
+            } else {
+                0.0
+            }];
+            for (q, out) in queries.iter().zip(outs.iter_mut()) {
+                score_block(&kern, metric, q, row, Some(&n), &mut d)?;
+                out.push(id, d[0]);
+            }
+            Ok(())
+        })
+    }
+
+    // ---- IVF --------------------------------------------------------------
+
+    fn train_min(&self, rows: usize) -> usize {
+        if let Some(t) = self.opts.ivf.train_min {
+            return t;
+        }
+        let p = self.ivf_params(rows);
+        // Enough rows for the lists to be meaningful (k-means wants ~39
+        // points per centroid), and never fewer than 1000.
+        (p.lists * 39).max(p.min_training_vectors()).max(1000)
+    }
+
+    fn ivf_params(&self, rows: usize) -> ivf::IvfParams {
+        let mut p = ivf::IvfParams::new(self.opts.dim, self.opts.metric, rows);
+        if let Some(l) = self.opts.ivf.lists {
+            p.lists = l;
+        }
+        if let Some(q) = self.opts.ivf.quantizer {
+            p.quantizer = q;
+        }
+        if let Some(m) = self.opts.ivf.pq_m {
+            p.pq_m = m;
+        }
+        p
+    }
+
+    /// Rows of the flat store as f32 (row-major), for training and encoding.
+    fn to_f32(elem: ElemType, rows: &[u8], dim: usize) -> Vec<f32> {
+        match elem {
+            ElemType::F32 => rows
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            ElemType::F16 => rows
+                .chunks_exact(2)
+                .map(|c| kernels::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            ElemType::Int8 => {
+                debug_assert_eq!(rows.len() % dim, 0);
+                rows.iter().map(|&b| f32::from(b as i8)).collect()
+            }
+        }
+    }
+
+    /// Trains the IVF model on the flat store's rows and moves every row
+    /// into the lists (the flat chunks are removed).
+    fn train(&mut self, rows: usize, token: i64) -> Result<(), SqlError> {
+        let p = self.ivf_params(rows);
+        p.validate()
+            .map_err(|e| SqlError::from(format!("pocketvec: {}: {e}", self.label())))?;
+        let dim = self.opts.dim;
+        let rb = self.layout.row_bytes();
+        let elem = self.layout.elem;
+        // Read every stored row once: the sample for training, then the
+        // encoding pass (chunk by chunk).
+        let sample_n = p.train_sample_size().min(rows);
+        let picks = ivf::sample_indices(rows, sample_n, p.seed);
+        let mut sample = Vec::with_capacity(picks.len() * dim);
+        {
+            // SAFETY: db is the connection owning this table.
+            let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+            let mut pi = 0;
+            for c in 0..self.layout.chunks(rows) {
+                let used = self.layout.used(c, rows);
+                let base = c * self.layout.cap;
+                if pi >= picks.len() || picks[pi] >= base + used {
+                    continue;
+                }
+                let b = r.read(&self.names, c as i64, used)?;
+                while pi < picks.len() && picks[pi] < base + used {
+                    let s = picks[pi] - base;
+                    let v = Self::to_f32(elem, &b.rows[s * rb..(s + 1) * rb], dim);
+                    if v.iter().all(|x| x.is_finite()) {
+                        sample.extend_from_slice(&v);
+                    }
+                    pi += 1;
+                }
+            }
+        }
+        let threads = ivf::default_threads();
+        let model = ivf::IvfModel::train(&p, &sample, threads).map_err(|e| {
+            SqlError::from(format!("pocketvec: training {} failed: {e}", self.label()))
+        })?;
+        drop(sample);
+        let layout = model.code_layout();
+        let mut lists: Vec<Vec<ivf::ListChunk>> = vec![Vec::new(); model.lists()];
+        let mut placed: Vec<(i64, u32, usize)> = Vec::with_capacity(rows);
+        {
+            // SAFETY: as above.
+            let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+            for c in 0..self.layout.chunks(rows) {
+                let used = self.layout.used(c, rows);
+                let b = r.read(&self.names, c as i64, used)?;
+                let mut ids = Vec::with_capacity(used);
+                let mut data = Vec::with_capacity(used * dim);
+                for (i, &id) in b.ids.iter().enumerate() {
+                    let v = Self::to_f32(elem, &b.rows[i * rb..(i + 1) * rb], dim);
+                    // Non-finite vectors cannot be encoded; they stay out of
+                    // the lists (their distance is NaN, which sorts last).
+                    if v.iter().all(|x| x.is_finite()) {
+                        ids.push(id);
+                        data.extend_from_slice(&v);
+                    }
+                }
+                let enc = model
+                    .encode_batch(&data, threads)
+                    .map_err(|e| SqlError::from(format!("pocketvec: {e}")))?;
+                for (i, &id) in ids.iter().enumerate() {
+                    let (l, code, aux) = enc.get(i);
+                    let chunks = &mut lists[l as usize];
+                    if chunks
+                        .last()
+                        .is_none_or(|c| c.len() >= ivf::DEFAULT_CHUNK_ROWS)
+                    {
+                        chunks.push(ivf::ListChunk::new(layout));
+                    }
+                    let seq = chunks.len() - 1;
+                    chunks[seq]
+                        .push(id, code, aux)
+                        .map_err(|e| SqlError::from(format!("pocketvec: {e}")))?;
+                    placed.push((id, l, seq));
+                }
+            }
+        }
+        let n = self.names.clone();
+        let indexed = placed.len();
+        // SAFETY: as above; inside the caller's transaction.
+        unsafe {
+            exec(
+                self.db,
+                &format!(
+                    "DELETE FROM {}; DELETE FROM {}; DELETE FROM {};",
+                    n.q("lists"),
+                    n.q("map"),
+                    n.q("chunks")
+                ),
+            )?;
+            let mut ins = Stmt::prepare(
+                self.db,
+                &format!(
+                    "INSERT INTO {}(id, list, data) VALUES (?1, ?2, ?3)",
+                    n.q("lists")
+                ),
+                false,
+            )?;
+            for (l, chunks) in lists.iter().enumerate() {
+                for (s, c) in chunks.iter().enumerate() {
+                    ins.bind_i64(1, (l as i64) << LIST_SHIFT | s as i64)?;
+                    ins.bind_i64(2, l as i64)?;
+                    ins.bind_blob(3, &c.to_bytes())?;
+                    ins.run()?;
+                }
+            }
+            let mut map = Stmt::prepare(
+                self.db,
+                &format!("INSERT INTO {}(id, pos) VALUES (?1, ?2)", n.q("map")),
+                false,
+            )?;
+            for (id, l, s) in placed {
+                map.bind_i64(1, id)?;
+                map.bind_i64(2, i64::from(l) << LIST_SHIFT | s as i64)?;
+                map.run()?;
+            }
+            let mt = shadow::new_token(0);
+            shadow::set_info_blob(self.db, &n, "model", &model.to_bytes())?;
+            shadow::set_info_i64(self.db, &n, "model_token", mt)?;
+            shadow::set_info_i64(self.db, &n, "trained", 1)?;
+            shadow::set_info_i64(self.db, &n, "rows", indexed as i64)?;
+            let t = shadow::new_token(token);
+            shadow::set_info_i64(self.db, &n, "token", t)?;
+            self.ivf = Some(IvfCache {
+                model_token: mt,
+                model: Arc::new(model),
+                lists: None,
+            });
+        }
+        self.cache = None;
+        Ok(())
+    }
+
+    fn model(&mut self, s: &State) -> Result<Arc<ivf::IvfModel>, String> {
+        if let Some(ic) = &self.ivf {
+            if ic.model_token == s.model_token {
+                return Ok(Arc::clone(&ic.model));
+            }
+        }
+        // SAFETY: db is the connection owning this table.
+        let bytes = unsafe { shadow::info_blob(self.db, &self.names, "model") }?
+            .ok_or_else(|| flat::corrupt(&self.names, "the IVF model is missing"))?;
+        let model = ivf::IvfModel::from_bytes(&bytes).map_err(|e| {
+            flat::corrupt(&self.names, &format!("the IVF model is unreadable ({e})"))
+        })?;
+        if model.dim() != self.opts.dim || model.metric() != self.opts.metric {
+            return Err(flat::corrupt(
+                &self.names,
+                "the IVF model does not match the table",
+            ));
+        }
+        let model = Arc::new(model);
+        self.ivf = Some(IvfCache {
+            model_token: s.model_token,
+            model: Arc::clone(&model),
+            lists: None,
+        });
+        Ok(model)
+    }
+
+    /// Chunks of one list, read from the database: `(chunk id, bytes)`.
+    fn read_list(&self, list: u32) -> Result<Vec<(i64, Vec<u8>)>, String> {
+        let (lo, hi) = list_range(list);
+        // SAFETY: db is the connection owning this table.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!(
+                    "SELECT id, data FROM {} WHERE id BETWEEN ?1 AND ?2",
+                    self.names.q("lists")
+                ),
+                false,
+            )
+        }?;
+        st.bind_i64(1, lo)?;
+        st.bind_i64(2, hi)?;
+        let mut out = Vec::new();
+        while st.step()? == Step::Row {
+            out.push((st.column_i64(0), st.column_blob(1).to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn apply_ivf_batch(
+        &mut self,
+        ids: &[i64],
+        rows: usize,
+        model_token: i64,
+        bad: &mut Vec<i64>,
+    ) -> Result<usize, SqlError> {
+        let s = State {
+            model_token,
+            ..State::default()
+        };
+        let model = self.model(&s)?;
+        let layout = model.code_layout();
+        let current = self.fetch_rows(ids, bad)?;
+        // SAFETY: db is the connection owning this table.
+        let pos = unsafe { flat::positions(self.db, &self.names, ids) }?;
+        // Every touched chunk, loaded once.
+        let mut chunks: HashMap<i64, ivf::ListChunk> = HashMap::new();
+        let mut rows = rows as i64;
+        let load = |this: &Self,
+                    chunks: &mut HashMap<i64, ivf::ListChunk>,
+                    cid: i64|
+         -> Result<(), SqlError> {
+            if chunks.contains_key(&cid) {
+                return Ok(());
+            }
+            // SAFETY: db is the connection owning this table.
+            let mut st = unsafe {
+                Stmt::prepare(
+                    this.db,
+                    &format!("SELECT data FROM {} WHERE id = ?1", this.names.q("lists")),
+                    false,
+                )
+            }?;
+            st.bind_i64(1, cid)?;
+            let c = match st.step()? {
+                Step::Row => {
+                    ivf::ListChunk::from_bytes(st.column_blob(0), layout).map_err(|e| {
+                        SqlError::from(flat::corrupt(
+                            &this.names,
+                            &format!("list chunk {cid}: {e}"),
+                        ))
+                    })?
+                }
+                Step::Done => ivf::ListChunk::new(layout),
+            };
+            chunks.insert(cid, c);
+            Ok(())
+        };
+        let mut map_del = Vec::new();
+        for (id, _) in &current {
+            if let Some(&cid) = pos.get(id) {
+                load(self, &mut chunks, cid)?;
+                if chunks.get_mut(&cid).is_some_and(|c| c.remove(*id)) {
+                    rows -= 1;
+                }
+                map_del.push(*id);
+            }
+        }
+        let dim = self.opts.dim;
+        let mut add_ids = Vec::new();
+        let mut data = Vec::new();
+        for (id, v) in &current {
+            if let Some(row) = v {
+                let f = Self::to_f32(self.layout.elem, row, dim);
+                if f.iter().all(|x| x.is_finite()) {
+                    add_ids.push(*id);
+                    data.extend_from_slice(&f);
+                }
+            }
+        }
+        let mut map_put = Vec::new();
+        if !add_ids.is_empty() {
+            let enc = model
+                .encode_batch(&data, ivf::default_threads())
+                .map_err(|e| SqlError::from(format!("pocketvec: {e}")))?;
+            // The last chunk of each list receives its new rows.
+            let mut tail: HashMap<u32, i64> = HashMap::new();
+            for (i, &id) in add_ids.iter().enumerate() {
+                let (l, code, aux) = enc.get(i);
+                let cid = match tail.get(&l) {
+                    Some(&c) => c,
+                    None => {
+                        let c = self.last_chunk(l)?.unwrap_or(list_range(l).0);
+                        tail.insert(l, c);
+                        c
+                    }
+                };
+                load(self, &mut chunks, cid)?;
+                let mut cid = cid;
+                if chunks[&cid].len() >= ivf::DEFAULT_CHUNK_ROWS {
+                    cid += 1;
+                    if cid > list_range(l).1 {
+                        return Err(SqlError::from(format!(
+                            "pocketvec: list {l} of {} is full",
+                            self.label()
+                        )));
+                    }
+                    tail.insert(l, cid);
+                    load(self, &mut chunks, cid)?;
+                }
+                chunks
+                    .get_mut(&cid)
+                    .expect("loaded")
+                    .push(id, code, aux)
+                    .map_err(|e| SqlError::from(format!("pocketvec: {e}")))?;
+                map_put.push((id, cid));
+                rows += 1;
+            }
+        }
+        let n = &self.names;
+        // SAFETY: as above.
+        unsafe {
+            let mut put = Stmt::prepare(
+                self.db,
+                &format!(
+                    "INSERT OR REPLACE INTO {}(id, list, data) VALUES (?1, ?2, ?3)",
+                    n.q("lists")
+                ),
+                false,
+            )?;
+            let mut del = Stmt::prepare(
+                self.db,
+                &format!("DELETE FROM {} WHERE id = ?1", n.q("lists")),
+                false,
+            )?;
+            for (cid, c) in &chunks {
+                if c.is_empty() {
+                    del.bind_i64(1, *cid)?;
+                    del.run()?;
+                } else {
+                    put.bind_i64(1, *cid)?;
+                    put.bind_i64(2, cid >> LIST_SHIFT)?;
+                    put.bind_blob(3, &c.to_bytes())?;
+                    put.run()?;
+                }
+            }
+            let mut md = Stmt::prepare(
+                self.db,
+                &format!("DELETE FROM {} WHERE id = ?1", n.q("map")),
+                false,
+            )?;
+            for id in map_del {
+                md.bind_i64(1, id)?;
+                md.run()?;
+            }
+            let mut mp = Stmt::prepare(
+                self.db,
+                &format!(
+                    "INSERT OR REPLACE INTO {}(id, pos) VALUES (?1, ?2)",
+                    n.q("map")
+                ),
+                false,
+            )?;
+            for (id, cid) in map_put {
+                mp.bind_i64(1, id)?;
+                mp.bind_i64(2, cid)?;
+                mp.run()?;
+            }
+        }
+        // Patch the cached lists (if any) with the chunks just written.
+        if let Some((_, lists, bytes)) = self.ivf.as_mut().and_then(|ic| ic.lists.as_mut()) {
+            for (cid, c) in &chunks {
+                let l = (cid >> LIST_SHIFT) as usize;
+                let s = (cid & ((1 << LIST_SHIFT) - 1)) as usize;
+                let list = &mut lists[l];
+                if list.len() <= s {
+                    list.resize(s + 1, Vec::new());
+                }
+                *bytes -= list[s].capacity();
+                list[s] = if c.is_empty() {
+                    Vec::new()
+                } else {
+                    c.to_bytes()
+                };
+                *bytes += list[s].capacity();
+            }
+        }
+        Ok(usize::try_from(rows).unwrap_or(0))
+    }
+
+    fn last_chunk(&self, list: u32) -> Result<Option<i64>, SqlError> {
+        let (lo, hi) = list_range(list);
+        // SAFETY: db is the connection owning this table.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!(
+                    "SELECT max(id) FROM {} WHERE id BETWEEN ?1 AND ?2",
+                    self.names.q("lists")
+                ),
+                false,
+            )
+        }?;
+        st.bind_i64(1, lo)?;
+        st.bind_i64(2, hi)?;
+        st.step()?;
+        Ok((st.column_type(0) != ValueType::Null).then(|| st.column_i64(0)))
+    }
+
+    /// Every list's chunks, from the cache (loaded if needed) or `None`
+    /// when the cache is off.
+    fn cached_lists(&mut self, s: &State, lists: usize) -> Result<bool, String> {
+        if !self.cache_enabled() {
+            if let Some(ic) = self.ivf.as_mut() {
+                ic.lists = None;
+            }
+            self.stats.cache_used.store(false, Ordering::Relaxed);
+            self.set_cache_stats();
+            return Ok(false);
+        }
+        let valid = self
+            .ivf
+            .as_ref()
+            .and_then(|ic| ic.lists.as_ref())
+            .is_some_and(|(t, _, _)| *t == s.token);
+        if !valid {
+            let mut all: Vec<Vec<Vec<u8>>> = vec![Vec::new(); lists];
+            let mut bytes = 0;
+            // SAFETY: db is the connection owning this table.
+            let mut st = unsafe {
+                Stmt::prepare(
+                    self.db,
+                    &format!("SELECT id, data FROM {}", self.names.q("lists")),
+                    false,
+                )
+            }?;
+            while st.step()? == Step::Row {
+                let cid = st.column_i64(0);
+                let (l, q) = (
+                    (cid >> LIST_SHIFT) as usize,
+                    (cid & ((1 << LIST_SHIFT) - 1)) as usize,
+                );
+                if l >= lists {
+                    return Err(flat::corrupt(
+                        &self.names,
+                        &format!("list chunk {cid} is out of range"),
+                    ));
+                }
+                let v = st.column_blob(1).to_vec();
+                bytes += v.capacity();
+                let list = &mut all[l];
+                if list.len() <= q {
+                    list.resize(q + 1, Vec::new());
+                }
+                list[q] = v;
+            }
+            if let Some(ic) = self.ivf.as_mut() {
+                ic.lists = Some((s.token, all, bytes));
+            }
+            self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.cache_used.store(true, Ordering::Relaxed);
+        self.set_cache_stats();
+        Ok(true)
+    }
+
+    /// One IVF query: probe, scan, re-rank against the base table, widen
+    /// until `n` rows pass the filters. Returns `None` when the caller should
+    /// answer exactly instead (every list would be probed).
+    #[allow(clippy::too_many_arguments)]
+    fn ivf_query(
+        &mut self,
+        s: &State,
+        q: &Vector,
+        req: &Request<'_>,
+        admit: &Admit<'_>,
+        n: usize,
+        out: &mut Collector,
+    ) -> Result<bool, String> {
+        let model = self.model(s)?;
+        let lists = model.lists();
+        let mut nprobe = req
+            .nprobe
+            .or(self.opts.ivf.nprobe)
+            .unwrap_or_else(|| model.default_nprobe())
+            .max(1);
+        if nprobe >= lists {
+            return Ok(false);
+        }
+        let cached = self.cached_lists(s, lists)?;
+        let qf = q.to_f32();
+        let rerank = self
+            .opts
+            .ivf
+            .rerank
+            .unwrap_or_else(|| ivf::default_rerank(n));
+        let (kern, metric, elem) = (self.kern, req.metric, self.layout.elem);
+        let uses_norms = score::uses_norms(metric);
+        loop {
+            let params = ivf::SearchParams {
+                k: n,
+                nprobe,
+                rerank: rerank.max(n),
+            };
+            let mut searcher = model
+                .searcher(&qf, &params)
+                .map_err(|e| format!("pocketvec: query for {}: {e}", self.label()))?;
+            let probe = searcher.probe_lists().to_vec();
+            let mut keep = |id: i64| admit.admits(id);
+            for &l in &probe {
+                if cached {
+                    let (_, all, _) = self
+                        .ivf
+                        .as_ref()
+                        .and_then(|ic| ic.lists.as_ref())
+                        .expect("cached");
+                    for b in &all[l as usize] {
+                        if !b.is_empty() {
+                            searcher
+                                .scan_chunk_filtered(l, b, &mut keep)
+                                .map_err(|e| flat::corrupt(&self.names, &e.to_string()))?;
+                        }
+                    }
+                } else {
+                    for (_, b) in self.read_list(l)? {
+                        searcher
+                            .scan_chunk_filtered(l, &b, &mut keep)
+                            .map_err(|e| flat::corrupt(&self.names, &e.to_string()))?;
+                    }
+                }
+            }
+            let candidates = searcher.candidates();
+            let base = &mut self.base;
+            let mut scored: Vec<(i64, f32)> = Vec::new();
+            let hits = searcher.finish_rerank(|ids: &[i64], dists: &mut [Option<f32>]| {
+                let mut at: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
+                for (i, &id) in ids.iter().enumerate() {
+                    at.insert(id, i);
+                }
+                let mut d = [0f32];
+                base.fetch(ids, &mut |id, v| {
+                    if let Some(row) = v {
+                        let nm = [if uses_norms {
+                            row_norm(&kern, elem, row)
+                        } else {
+                            0.0
+                        }];
+                        score_block(&kern, metric, q, row, Some(&nm), &mut d)?;
+                        dists[at[&id]] = Some(d[0]);
+                    }
+                    Ok(())
+                })
+            })?;
+            scored.extend(hits);
+            let mut trial = out.empty_like();
+            for &(id, d) in &scored {
+                trial.push(id, d);
+            }
+            // Enough rows passed the filters: done. Otherwise probe twice as
+            // many lists; once that would be every list, the exact answer
+            // is cheaper.
+            if trial.len() >= n || candidates == 0 && admit.all() {
+                out.merge(trial);
+                return Ok(true);
+            }
+            nprobe = nprobe.saturating_mul(2);
+            if nprobe >= lists {
+                return Ok(false);
+            }
+        }
+    }
+
+    // ---- commands -------------------------------------------------------------
+
+    /// Rebuilds the stored data from the base table (IVF: retrains).
+    fn rebuild_data(&mut self) -> Result<(), String> {
+        let n = self.names.clone();
+        let old = self.read_state().map(|s| s.token).unwrap_or(0);
+        // SAFETY: db is the connection owning this table.
+        unsafe {
+            exec(
+                self.db,
+                &format!(
+                    "DELETE FROM {}; DELETE FROM {}; DELETE FROM {}; DELETE FROM {};",
+                    n.q("chunks"),
+                    n.q("map"),
+                    n.q("lists"),
+                    n.q(LOG)
+                ),
+            )?;
+            shadow::set_info_i64(self.db, &n, "trained", 0)?;
+            shadow::set_info_blob(self.db, &n, "model", &[])?;
+        }
+        self.cache = None;
+        self.ivf = None;
+        let layout = self.layout;
+        let (kern, elem) = (self.kern, layout.elem);
+        // SAFETY: as above.
+        let mut w = unsafe { Writer::new(self.db, &n, layout, 0, None) };
+        let mut err = None;
+        self.base.for_each(&mut |id, row| {
+            let norm = if layout.norms {
+                row_norm(&kern, elem, row)
+            } else {
+                0.0
+            };
+            w.push(id, row, norm).map_err(|e| {
+                let m = e.msg.clone();
+                err = Some(e);
+                m
+            })?;
+            Ok(())
+        })?;
+        let rows = w.finish()?;
+        let token = shadow::new_token(old);
+        // SAFETY: as above.
+        unsafe {
+            shadow::set_info_i64(self.db, &n, "rows", rows as i64)?;
+            shadow::set_info_i64(self.db, &n, "token", token)?;
+        }
+        if self.opts.index == IndexKind::Ivf && rows >= self.train_min(rows) {
+            self.train(rows, token)?;
+        }
+        Ok(())
+    }
+
+    /// `INSERT INTO ann(ann) VALUES('rebuild')`: triggers re-created (on
+    /// the base table's current name), data rebuilt, IVF retrained.
+    pub fn cmd_rebuild(&mut self) -> Result<(), String> {
+        let s = self.read_state()?;
+        if s.format.is_some_and(|f| f != FORMAT_VERSION) {
+            return Err(format!(
+                "pocketvec: table {} uses on-disk format {}; DROP TABLE it and create it again",
+                self.label(),
+                s.format.unwrap_or(0)
+            ));
+        }
+        if let Some(b) = &s.trigger_base {
+            let b = b.clone();
+            self.base.set_table(&b);
+        }
+        self.base.reset();
+        self.base.check()?;
+        // SAFETY: db is the connection owning this table.
+        let key = unsafe { integer_key(self.db, &self.names.schema, self.base.table()) }?;
+        // SAFETY: as above.
+        unsafe {
+            exec(self.db, &shadow::drop_triggers_sql(&self.names))?;
+            exec(
+                self.db,
+                &shadow::create_triggers_sql(
+                    &self.names,
+                    self.base.table(),
+                    &key,
+                    &self.opts.column,
+                ),
+            )?;
+            shadow::set_info_text(self.db, &self.names, "key", &key)?;
+        }
+        self.state_stmt = None;
+        self.rebuild_data()
+    }
+
+    /// `INSERT INTO ann(ann) VALUES('optimize')`: applies the change log now.
+    pub fn cmd_optimize(&mut self) -> Result<(), String> {
+        let s = self.sync(false)?;
+        if s.state.pending {
+            self.apply(&s.state).map_err(String::from)?;
+        }
+        Ok(())
+    }
+
+    /// `INSERT INTO ann(ann) VALUES('integrity-check')`: the stored data
+    /// must equal the base table row for row (after applying the log).
+    pub fn cmd_integrity_check(&mut self) -> Result<(), String> {
+        self.cmd_optimize()?;
+        let s = self.read_state()?;
+        let names = self.names.clone();
+        let bad = |what: String| flat::corrupt(&names, &what);
+        // Every stored entry: id → position (flat) or list chunk (IVF).
+        let mut stored: HashMap<i64, (i64, Option<Vec<u8>>, f32)> = HashMap::new();
+        if s.trained {
+            let model = self.model(&s)?;
+            let layout = model.code_layout();
+            // SAFETY: db is the connection owning this table.
+            let mut st = unsafe {
+                Stmt::prepare(
+                    self.db,
+                    &format!("SELECT id, data FROM {}", self.names.q("lists")),
+                    false,
+                )
+            }?;
+            while st.step()? == Step::Row {
+                let cid = st.column_i64(0);
+                let c = ivf::ListChunkRef::parse(st.column_blob(1), layout)
+                    .map_err(|e| bad(format!("list chunk {cid}: {e}")))?;
+                if (cid >> LIST_SHIFT) as usize >= model.lists() {
+                    return Err(bad(format!("list chunk {cid} is out of range")));
+                }
+                for id in c.ids() {
+                    if stored.insert(id, (cid, None, 0.0)).is_some() {
+                        return Err(bad(format!("row {id} is stored twice")));
+                    }
+                }
+            }
+        } else if s.rows > 0 {
+            // SAFETY: as above.
+            let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+            let rb = self.layout.row_bytes();
+            for c in 0..self.layout.chunks(s.rows) {
+                let used = self.layout.used(c, s.rows);
+                let b = r.read(&self.names, c as i64, used)?;
+                for (i, &id) in b.ids.iter().enumerate() {
+                    let norm = b.norms.get(i).copied().unwrap_or(0.0);
+                    let pos = (c * self.layout.cap + i) as i64;
+                    let row = b.rows[i * rb..(i + 1) * rb].to_vec();
+                    if stored.insert(id, (pos, Some(row), norm)).is_some() {
+                        return Err(bad(format!("row {id} is stored twice")));
+                    }
+                }
+            }
+            // SAFETY: as above.
+            let chunks = unsafe {
+                count(
+                    self.db,
+                    &format!("SELECT count(*) FROM {}", self.names.q("chunks")),
+                )
+            }?;
+            if chunks != self.layout.chunks(s.rows) as i64 {
+                return Err(bad(format!(
+                    "{chunks} chunks stored for {} rows of {} per chunk",
+                    s.rows, self.layout.cap
+                )));
+            }
+        }
+        if !s.trained && stored.len() != s.rows {
+            return Err(bad(format!(
+                "{} rows recorded, {} stored",
+                s.rows,
+                stored.len()
+            )));
+        }
+        // The map agrees with the stored positions.
+        // SAFETY: as above.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!("SELECT id, pos FROM {}", self.names.q("map")),
+                false,
+            )
+        }?;
+        let mut mapped = 0usize;
+        while st.step()? == Step::Row {
+            let (id, pos) = (st.column_i64(0), st.column_i64(1));
+            mapped += 1;
+            match stored.get(&id) {
+                Some((p, _, _)) if *p == pos => {}
+                _ => return Err(bad(format!("the map entry of row {id} is wrong"))),
+            }
+        }
+        if mapped != stored.len() {
+            return Err(bad(format!(
+                "{mapped} map entries for {} stored rows",
+                stored.len()
+            )));
+        }
+        // Every base row with a vector is stored, with the same bytes.
+        let (kern, elem, norms) = (self.kern, self.layout.elem, self.layout.norms);
+        let trained = s.trained;
+        let mut seen = 0usize;
+        let mut problem: Option<String> = None;
+        self.base.for_each(&mut |id, row| {
+            seen += 1;
+            match stored.get(&id) {
+                None => {
+                    let finite = Self::to_f32(elem, row, row.len() / elem.size().max(1))
+                        .iter()
+                        .all(|x| x.is_finite());
+                    if !trained || finite {
+                        problem.get_or_insert(format!("row {id} of the base table is not indexed"));
+                    }
+                }
+                Some((_, Some(v), n)) => {
+                    if v.as_slice() != row {
+                        problem
+                            .get_or_insert(format!("row {id} is stored with a different vector"));
+                    } else if norms && n.to_bits() != row_norm(&kern, elem, row).to_bits() {
+                        problem.get_or_insert(format!("row {id} has a wrong stored norm"));
+                    }
+                }
+                Some((_, None, _)) => {}
+            }
+            Ok(())
+        })?;
+        if let Some(p) = problem {
+            return Err(bad(p));
+        }
+        let skipped = if trained {
+            0
+        } else {
+            seen.saturating_sub(stored.len())
+        };
+        if stored.len() + skipped != seen && !trained || trained && stored.len() > seen {
+            return Err(bad(format!(
+                "{} rows stored, {seen} base rows with vectors",
+                stored.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// JSON for `pocketvec_info`.
+    pub fn info_json(&mut self) -> Result<serde_json::Value, String> {
+        let s = self.read_state()?;
+        let n = &self.names;
+        // SAFETY: db is the connection owning this table.
+        let (pending, distinct, chunk_bytes, list_bytes, map_rows) = unsafe {
+            (
+                count(self.db, &format!("SELECT count(*) FROM {}", n.q(LOG)))?,
+                count(self.db, &format!("SELECT count(DISTINCT id) FROM {}", n.q(LOG)))?,
+                count(
+                    self.db,
+                    &format!(
+                        "SELECT coalesce(sum(length(rowids) + length(norms) + length(vectors)), 0) FROM {}",
+                        n.q("chunks")
+                    ),
+                )?,
+                count(self.db, &format!("SELECT coalesce(sum(length(data)), 0) FROM {}", n.q("lists")))?,
+                count(self.db, &format!("SELECT count(*) FROM {}", n.q("map")))?,
+            )
+        };
+        let model_bytes = if s.trained {
+            // SAFETY: as above.
+            unsafe {
+                count(
+                    self.db,
+                    &format!(
+                        "SELECT coalesce(length(value), 0) FROM {} WHERE key = 'model'",
+                        n.q("info")
+                    ),
+                )
+            }?
+        } else {
+            0
+        };
+        let mut j = serde_json::json!({
+            "table": n.vtab,
+            "base_table": s.trigger_base.clone().unwrap_or_else(|| self.base.table().to_string()),
+            "format": s.format,
+            "index": self.opts.index.name(),
+            "type": self.opts.elem_type.name(),
+            "dim": self.opts.dim,
+            "metric": crate::vtab::options::metric_name(self.opts.metric),
+            "rows": s.rows,
+            "pending_log": pending,
+            "pending_rows": distinct,
+            "trained": s.trained,
+            "chunk_rows": self.layout.cap,
+            "vector_bytes": s.rows * self.layout.row_bytes(),
+            "chunk_bytes": chunk_bytes,
+            "list_bytes": list_bytes,
+            "model_bytes": model_bytes,
+            "map_rows": map_rows,
+            "index_bytes": chunk_bytes + list_bytes + model_bytes,
+            "cache": self.cache_enabled(),
+            "cache_bytes": self.stats.cache_bytes.load(Ordering::Relaxed),
+            "cache_loads": self.stats.cache_loads.load(Ordering::Relaxed),
+            "triggers": s.trigger_base.is_some(),
+            "generation": s.token,
+        });
+        if s.trained {
+            if let Ok(m) = self.model(&s) {
+                j["lists"] = m.lists().into();
+                j["quantizer"] = m.quantizer().name().into();
+                j["nprobe_default"] = self
+                    .opts
+                    .ivf
+                    .nprobe
+                    .unwrap_or_else(|| m.default_nprobe())
+                    .into();
+                j["trained_on"] = m.trained_on().into();
+                j["bytes_per_vector"] = m.bytes_per_vector().into();
+            }
+        } else if self.opts.index == IndexKind::Ivf {
+            j["train_at_rows"] = self.train_min(s.rows).into();
+        }
+        Ok(j)
+    }
+}
+
+/// Runs a `SELECT <integer>` statement.
+///
+/// # Safety
+/// `db` is an open connection.
+unsafe fn count(db: *mut sys::sqlite3, sql: &str) -> Result<i64, String> {
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe { Stmt::prepare(db, sql, false) }?;
+    Ok(match st.step()? {
+        Step::Row => st.column_i64(0),
+        Step::Done => 0,
+    })
+}
+
+impl VectorSource for Index {
+    fn layout(&self) -> (ElemType, usize) {
+        (self.opts.elem_type, self.opts.dim)
+    }
+
+    fn search(&mut self, req: &Request<'_>) -> Result<Vec<Vec<(i64, f32)>>, String> {
+        let synced = self.sync(true)?;
+        let s = synced.state.clone();
+        let nq = req.queries.len();
+        if req.rowids.is_empty() || req.n == Some(0) || req.dist.never() {
+            return Ok(vec![Vec::new(); nq]);
+        }
+        let pending: HashSet<i64> = synced.pending.iter().copied().collect();
+        let mut gone: HashSet<i64> = HashSet::new();
+        let mut checked: HashMap<i64, bool> = HashMap::new();
+        // A small rowid set is answered from the base table directly: exact,
+        // current, and cheaper than a scan.
+        let small_set = req
+            .rowids
+            .set
+            .as_ref()
+            .is_some_and(|set| set.len() <= 256 || set.len().saturating_mul(8) <= s.rows);
+        loop {
+            let want = req.n.map(|n| n.saturating_add(SLACK + gone.len()));
+            let mut outs: Vec<Collector> = (0..nq)
+                .map(|_| Collector::new(want, req.dist.clone()))
+                .collect();
+            let mut exclude: HashSet<i64> = pending.clone();
+            exclude.extend(gone.iter().copied());
+            let admit = Admit {
+                rowids: req.rowids,
+                exclude: Some(&exclude),
+            };
+            let mut from_base = false;
+            if small_set {
+                let ids: Vec<i64> = req.rowids.set.clone().unwrap_or_default();
+                self.score_base_rows(&ids, req, &mut outs)?;
+                from_base = true;
+            } else if s.trained {
+                // IVF results are re-ranked from base rows, so they exist.
+                let Some(n) = req.n else {
+                    return self.base.search(req);
+                };
+                for (q, out) in req.queries.iter().zip(outs.iter_mut()) {
+                    if !self.ivf_query(&s, q, req, &admit, n, out)? {
+                        // Every list would be probed: answer exactly from
+                        // the base table (current by definition).
+                        return self.base.search(req);
+                    }
+                }
+                if !synced.pending.is_empty() {
+                    let ids: Vec<i64> = synced
+                        .pending
+                        .iter()
+                        .copied()
+                        .filter(|&id| req.rowids.admits(id))
+                        .collect();
+                    self.score_base_rows(&ids, req, &mut outs)?;
+                }
+                from_base = true;
+            } else {
+                self.scan_flat(&s, req, &admit, &mut outs)?;
+                if !synced.pending.is_empty() {
+                    let ids: Vec<i64> = synced
+                        .pending
+                        .iter()
+                        .copied()
+                        .filter(|&id| req.rowids.admits(id))
+                        .collect();
+                    self.score_base_rows(&ids, req, &mut outs)?;
+                }
+            }
+            let scanned: u64 = outs.iter().map(Collector::scanned).sum();
+            self.stats.last_scanned.store(scanned, Ordering::Relaxed);
+            // Check rows taken from stored data against the base table.
+            let mut results = Vec::with_capacity(nq);
+            let mut retry = false;
+            let mut newly_gone = Vec::new();
+            for out in outs {
+                let full = out.len() >= out.capacity();
+                let rows = out.into_sorted_vec();
+                let mut kept = Vec::with_capacity(rows.len());
+                for (id, d) in rows {
+                    if req.n.is_some_and(|n| kept.len() >= n) {
+                        break;
+                    }
+                    if !from_base && !pending.contains(&id) {
+                        let ok = match checked.get(&id) {
+                            Some(&ok) => ok,
+                            None => {
+                                let ok = self.base.exists(id)?;
+                                checked.insert(id, ok);
+                                ok
+                            }
+                        };
+                        if !ok {
+                            if gone.insert(id) {
+                                newly_gone.push(id);
+                            }
+                            continue;
+                        }
+                    }
+                    kept.push((id, d));
+                }
+                if full && req.n.is_some_and(|n| kept.len() < n) {
+                    retry = true;
+                }
+                results.push(kept);
+            }
+            if !newly_gone.is_empty() && synced.writable {
+                // Let the next write remove them (best effort: a failure
+                // only means they are checked again next time).
+                let _ = self.log_ids(&newly_gone);
+            }
+            if !retry {
+                return Ok(results);
+            }
+        }
+    }
+}
+
+impl Index {
+    fn log_ids(&self, ids: &[i64]) -> Result<(), SqlError> {
+        // SAFETY: db is the connection owning this table.
+        let mut st = unsafe {
+            Stmt::prepare(
+                self.db,
+                &format!("INSERT INTO {}(id) VALUES (?1)", self.names.q(LOG)),
+                false,
+            )
+        }?;
+        for &id in ids {
+            st.bind_i64(1, id)?;
+            st.run()?;
+        }
+        Ok(())
+    }
+}

@@ -45,6 +45,8 @@ GRID = {
     "depth": [20, 50, 100, 200],
 }
 TOKENIZER = "porter unicode61"
+#: The data README's baseline fusion: RRF k = 10, equal weights, top 100 of each.
+README_RRF = {"rrf_k": 10, "w_text": 1.0, "depth": 100}
 
 
 def data_dir() -> Path:

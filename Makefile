@@ -39,7 +39,11 @@ test-demo: build
 test-c: build
 	bash tests/c/run.sh
 
-test: setup lint test-rust test-cli test-demo test-c test-neon
+test-python: build
+	POCKETVEC_PREBUILT_LIB=$(CURDIR)/$(EXT) $(PY) -m pip install -q --disable-pip-version-check --no-build-isolation ./python
+	$(PY) -m pytest -q python/tests
+
+test: setup lint test-rust test-cli test-demo test-c test-python test-neon
 	@echo "make test: all suites passed"
 
 bench-kernels: setup

@@ -335,7 +335,7 @@ fn update(
 /// `||c||² - 2x·c` (L2) or `-x·c` (inner product); smaller is nearer.
 #[allow(clippy::too_many_arguments)]
 pub fn assign_points(
-    _kern: Kernels,
+    kern: Kernels,
     data: &[f32],
     dim: usize,
     centroids: &[f32],
@@ -367,6 +367,7 @@ pub fn assign_points(
         panels(centroids, k, dim)
     };
     let l2 = assign == Assign::L2;
+    let avx512 = use_avx512(kern);
     let threads = threads.clamp(1, 64);
     // Below ~2M multiply-adds a thread is not worth its start-up.
     let work = n.saturating_mul(k).saturating_mul(dim);
@@ -375,7 +376,7 @@ pub fn assign_points(
         if small {
             assign_small(pts, dim, &transposed, k, &csq, l2, lab, sco);
         } else {
-            assign_gemm(pts, dim, &transposed, k, &csq, l2, lab, sco);
+            assign_gemm(avx512, pts, dim, &transposed, k, &csq, l2, lab, sco);
         }
         Ok(())
     };
@@ -441,6 +442,7 @@ multiversion! {
     /// dimensions (explicit AVX-512 micro-kernel, else auto-vectorised
     /// loops), then folded into each point's running best.
     fn assign_gemm(
+        avx512: bool,
         pts: &[f32],
         dim: usize,
         panel: &[f32],
@@ -450,10 +452,6 @@ multiversion! {
         labels: &mut [u32],
         scores: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx512 = false;
         let n = pts.len() / dim;
         let npanels = k.div_ceil(NC);
         let mut xt = vec![0f32; dim * NP];
@@ -491,13 +489,35 @@ multiversion! {
     }
 }
 
+/// Whether to run the explicit AVX-512 micro-kernels: the CPU has them and
+/// the kernels' dispatch level (capped by `POCKETVEC_ISA`, or forced by
+/// tests) is AVX-512.
+fn use_avx512(kern: Kernels) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        kern.isa() == kernels::Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = kern;
+        false
+    }
+}
+
 /// `out[c] = x · centroid_c` for all `k` centroids stored as panels (one
 /// query against every list: the probe step).
-pub(crate) fn dots_panels(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {
+pub(crate) fn dots_panels(
+    kern: Kernels,
+    panel: &[f32],
+    k: usize,
+    dim: usize,
+    x: &[f32],
+    out: &mut [f32],
+) {
     let npanels = k.div_ceil(NC);
     assert!(panel.len() == npanels * dim * NC && x.len() == dim && out.len() == k);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if use_avx512(kern) {
         // SAFETY: AVX-512F detected; lengths asserted above.
         unsafe { dots_panels_avx512(panel, k, dim, x, out) };
         return;

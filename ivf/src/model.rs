@@ -671,7 +671,7 @@ impl IvfModel {
             });
         }
         // out = q·c
-        dots_panels(&self.panels, self.lists(), self.dim(), qn, out);
+        dots_panels(self.kern, &self.panels, self.lists(), self.dim(), qn, out);
         match self.metric() {
             Metric::Cosine => out.iter_mut().for_each(|v| *v = 1.0 - *v),
             Metric::Dot => out.iter_mut().for_each(|v| *v = -*v),

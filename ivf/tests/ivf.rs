@@ -567,3 +567,109 @@ fn recall_at_10_on_clustered_20k_x_128() {
         assert!(r >= 0.95, "{kind:?}: recall@10 {r}");
     }
 }
+
+#[test]
+fn hostile_bytes_never_panic() {
+    let (m, data) = small_model(Metric::L2, QuantizerKind::Pq);
+    let layout = m.code_layout();
+    let mut c = ListChunk::new(layout);
+    for i in 0..100usize {
+        let e = m.encode(&data[i * 32..(i + 1) * 32]).unwrap();
+        c.push(i as i64, &e.code, &e.aux).unwrap();
+    }
+    let good = c.to_bytes();
+    let mut rng = TestRng::new(99);
+    for _ in 0..3000 {
+        let mut b = good.clone();
+        for _ in 0..1 + rng.below(4) {
+            let pos = rng.below(b.len());
+            b[pos] = rng.next_u64() as u8;
+        }
+        if rng.below(4) == 0 {
+            // Hostile count field.
+            b[8..12].copy_from_slice(&(rng.next_u64() as u32).to_le_bytes());
+        }
+        if rng.below(8) == 0 {
+            let cut = rng.below(b.len());
+            b.truncate(cut);
+        }
+        // Either an error or a chunk that scans without panicking.
+        if let Ok(r) = ListChunkRef::parse(&b, layout) {
+            let mut s = m
+                .searcher(&data[..32], &SearchParams::new(5).nprobe(16))
+                .unwrap();
+            s.scan_ref(0, &r).unwrap();
+            let _ = r.to_owned();
+        }
+    }
+    // Model: NaN centroid with a valid checksum is rejected.
+    let mut mb = m.to_bytes();
+    mb[64..68].copy_from_slice(&f32::NAN.to_le_bytes());
+    let n = mb.len();
+    let crc = crc32(&mb[..n - 4]);
+    mb[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        IvfModel::from_bytes(&mb),
+        Err(ivf::Error::Corrupt { .. })
+    ));
+    // Random garbage of every small length.
+    for len in 0..200 {
+        let g: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        assert!(IvfModel::from_bytes(&g).is_err());
+        assert!(ListChunkRef::parse(&g, layout).is_err() || len >= ivf::CHUNK_HEADER);
+    }
+}
+
+#[test]
+fn assignment_paths_agree_across_isas() {
+    // GEMM path (dim ≥ 32) and small path (dim < 32), every ISA the CPU has.
+    for dim in [8usize, 40, 384] {
+        let (data, _) = clustered(700, dim, 25, 0.3, dim as u64);
+        let cents: Vec<f32> = data[..37 * dim].to_vec();
+        let mut reference: Option<(Vec<u32>, Vec<f32>)> = None;
+        for isa in kernels::available_isas() {
+            let mut l = vec![0u32; 700];
+            let mut s = vec![0f32; 700];
+            ivf::kmeans::assign_points(
+                Kernels::new(isa).unwrap(),
+                &data,
+                dim,
+                &cents,
+                Assign::L2,
+                2,
+                &mut l,
+                &mut s,
+            )
+            .unwrap();
+            // f64 reference for the labels.
+            for (i, x) in data.chunks_exact(dim).enumerate() {
+                let best =
+                    (0..37)
+                        .min_by(|&a, &b| {
+                            dist64(Metric::L2, x, &cents[a * dim..(a + 1) * dim])
+                                .total_cmp(&dist64(Metric::L2, x, &cents[b * dim..(b + 1) * dim]))
+                        })
+                        .unwrap();
+                let db = dist64(Metric::L2, x, &cents[best * dim..(best + 1) * dim]);
+                let dl = dist64(
+                    Metric::L2,
+                    x,
+                    &cents[l[i] as usize * dim..(l[i] as usize + 1) * dim],
+                );
+                assert!(
+                    dl <= db + 1e-3 * db.max(1.0),
+                    "dim {dim} {isa:?} point {i}: {dl} vs {db}"
+                );
+            }
+            match &reference {
+                None => reference = Some((l, s)),
+                Some((rl, rs)) => {
+                    assert_eq!(&l, rl, "dim {dim} {isa:?}");
+                    for (a, b) in s.iter().zip(rs) {
+                        assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+}

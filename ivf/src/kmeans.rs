@@ -597,13 +597,28 @@ fn microkernel(avx512: bool, pan: &[f32], xt: &[f32], acc: &mut [[f32; NC]; NP])
         return;
     }
     let _ = avx512;
-    for (t, x) in pan.chunks_exact(NC).zip(xt.chunks_exact(NP)) {
-        let t: &[f32; NC] = t.try_into().expect("panel row");
-        let x: &[f32; NP] = x.try_into().expect("tile column");
-        for p in 0..NP {
-            let xv = x[p];
-            for c in 0..NC {
-                acc[p][c] += xv * t[c];
+    // Portable version: 4 points × 16 centroids per pass (8 AVX2 or 16 NEON
+    // accumulator registers), four passes per panel; fixed-size arrays so
+    // the compiler keeps the tile in registers.
+    let dim = pan.len() / NC;
+    for h in 0..NC / 16 {
+        for pg in 0..NP / 4 {
+            let mut a = [[0f32; 16]; 4];
+            for d in 0..dim {
+                let t: &[f32; 16] = pan[d * NC + h * 16..d * NC + h * 16 + 16]
+                    .try_into()
+                    .expect("panel row");
+                let x: &[f32; 4] = xt[d * NP + pg * 4..d * NP + pg * 4 + 4]
+                    .try_into()
+                    .expect("tile column");
+                for p in 0..4 {
+                    for c in 0..16 {
+                        a[p][c] += x[p] * t[c];
+                    }
+                }
+            }
+            for p in 0..4 {
+                acc[pg * 4 + p][h * 16..h * 16 + 16].copy_from_slice(&a[p]);
             }
         }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short kernels benchmark run (about 6 minutes): the criterion groups, their
+# Short kernels benchmark run (about 5 minutes, plus the first build): the criterion groups, their
 # table of ratios, then the speed goals measured interleaved.
 # Extra arguments go to criterion, e.g. `bash benches/run-kernels.sh cosine_f32`.
 set -euo pipefail
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$out/criterion"
 cut -d' ' -f1-3 /proc/loadavg >"$out/criterion/loadavg.txt"
-cargo bench -p pocketvec-benches --bench kernels -- --warm-up-time 0.2 --measurement-time 0.5 "$@"
+cargo bench -p pocketvec-benches --bench kernels -- --warm-up-time 0.1 --measurement-time 0.4 "$@"
 cut -d' ' -f1-3 /proc/loadavg >>"$out/criterion/loadavg.txt"
 python3 benches/ratio_table.py "$out/criterion" | tee "$out/kernels-ratios.md"
 echo

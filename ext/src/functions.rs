@@ -173,7 +173,145 @@ pub unsafe fn register(db: *mut sys::sqlite3, conn: &Arc<ConnState>) -> Result<(
             unsafe { api::errmsg(db) }
         ));
     }
+    type XFunc =
+        unsafe extern "C" fn(*mut sys::sqlite3_context, c_int, *mut *mut sys::sqlite3_value);
+    let conn_fns: [(&std::ffi::CStr, XFunc); 2] =
+        [(c"pocketvec_info", x_info), (c"pocketvec_cache", x_cache)];
+    for (name, f) in conn_fns {
+        let state = Arc::into_raw(Arc::clone(conn));
+        // SAFETY: as above; the destructor releases this Arc reference.
+        let rc = unsafe {
+            call!(create_function_v2(
+                db,
+                name.as_ptr(),
+                -1,
+                flags(false, false, false),
+                state as *mut c_void,
+                Some(f),
+                None,
+                None,
+                Some(drop_arc::<ConnState>),
+            ))
+        };
+        if rc != api::SQLITE_OK {
+            // SAFETY: db valid.
+            return Err(format!(
+                "pocketvec: cannot register {}: {}",
+                name.to_string_lossy(),
+                unsafe { api::errmsg(db) }
+            ));
+        }
+    }
     Ok(())
+}
+
+/// `(table, schema)` from the arguments of `pocketvec_info` /
+/// `pocketvec_cache` (schema defaults to `main`).
+fn table_args(args: &[Value<'_>], schema_at: usize) -> Result<(String, String), String> {
+    let text = |v: Value<'_>, what: &str| match v.value_type() {
+        ValueType::Text => Ok(String::from_utf8_lossy(v.text()).into_owned()),
+        _ => Err(format!(
+            "expected the {what} name as text, found {}",
+            v.describe()
+        )),
+    };
+    let table = text(args[0], "table")?;
+    let schema = match args.get(schema_at) {
+        Some(v) => text(*v, "schema")?,
+        None => "main".to_string(),
+    };
+    Ok((table, schema))
+}
+
+/// `pocketvec_info(table [, schema])`: the table's JSON description
+/// (`SELECT t FROM t WHERE t = 'info'`).
+unsafe extern "C" fn x_info(
+    ctx: *mut sys::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sys::sqlite3_value,
+) {
+    let c = Ctx(ctx);
+    guard(
+        |msg| c.result_error(&msg),
+        || {
+            if !(1..=2).contains(&argc) {
+                c.result_error(&format!("pocketvec_info: {}", arity_error(&[1, 2], argc)));
+                return;
+            }
+            // SAFETY: SQLite passes argc valid values.
+            let args = unsafe { Value::args(argc, argv) };
+            let r = table_args(&args, 1).and_then(|(table, schema)| {
+                let t = api::quote_ident(&table);
+                let sql = format!(
+                    "SELECT {t} FROM {}.{t} WHERE {t} = 'info'",
+                    api::quote_ident(&schema)
+                );
+                // SAFETY: the connection running this function.
+                let mut st = unsafe { api::Stmt::prepare(c.db(), &sql, false) }.map_err(|e| {
+                    format!(
+                        "{} is not a pocketvec table ({e})",
+                        api::quote_ident(&table)
+                    )
+                })?;
+                match st.step()? {
+                    api::Step::Row => Ok(st.column_text(0)),
+                    api::Step::Done => Err(format!(
+                        "{} returned no description",
+                        api::quote_ident(&table)
+                    )),
+                }
+            });
+            match r {
+                Ok(j) => c.result_text(&j),
+                Err(e) => c.result_error(&format!("pocketvec_info: {e}")),
+            }
+        },
+    )
+}
+
+/// `pocketvec_cache(table, on [, schema])`: switches the table's RAM cache
+/// on (1) or off (0) for this connection, or back to the table's `cache=`
+/// option (NULL). Returns the setting (NULL: the table's option).
+unsafe extern "C" fn x_cache(
+    ctx: *mut sys::sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sys::sqlite3_value,
+) {
+    let c = Ctx(ctx);
+    guard(
+        |msg| c.result_error(&msg),
+        || {
+            // SAFETY: user data is the Arc<ConnState> of this connection.
+            let state = unsafe { &*(c.user_data() as *const ConnState) };
+            if !(2..=3).contains(&argc) {
+                c.result_error(&format!("pocketvec_cache: {}", arity_error(&[2, 3], argc)));
+                return;
+            }
+            // SAFETY: SQLite passes argc valid values.
+            let args = unsafe { Value::args(argc, argv) };
+            let r = table_args(&args, 2).and_then(|(table, schema)| {
+                let on = match args[1].value_type() {
+                    ValueType::Null => None,
+                    ValueType::Integer if matches!(args[1].int64(), 0 | 1) => {
+                        Some(args[1].int64() == 1)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "expected 1 (on), 0 (off) or NULL (the table's option), found {}",
+                            args[1].describe()
+                        ))
+                    }
+                };
+                state.set_cache_override(&crate::state::table_key(&schema, &table), on);
+                Ok(on)
+            });
+            match r {
+                Ok(Some(on)) => c.result_i64(i64::from(on)),
+                Ok(None) => c.result_null(),
+                Err(e) => c.result_error(&format!("pocketvec_cache: {e}")),
+            }
+        },
+    )
 }
 
 unsafe extern "C" fn drop_box<T>(p: *mut c_void) {

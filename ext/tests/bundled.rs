@@ -54,7 +54,21 @@ impl Conn for Bundled {
     fn version(&self) -> i32 {
         rusqlite::version_number()
     }
+    fn set_defensive(&self, on: bool) {
+        self.0
+            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, on)
+            .expect("db_config DEFENSIVE");
+    }
 }
+
+fn open_plain(path: &str) -> Box<dyn Conn> {
+    Box::new(Bundled(rusqlite::Connection::open(path).expect("open")))
+}
+
+const DRIVER: common::Driver = common::Driver {
+    open,
+    plain: open_plain,
+};
 
 fn open(path: &str) -> Box<dyn Conn> {
     let c = rusqlite::Connection::open(path).expect("open");
@@ -77,3 +91,4 @@ fn bundled_sqlite_is_current() {
 }
 
 pocketvec_all_cases!(open);
+pocketvec_index_cases!(DRIVER);

@@ -37,6 +37,7 @@ struct Lib {
     load_extension:
         unsafe extern "C" fn(Db, *const c_char, *const c_char, *mut *mut c_char) -> c_int,
     free: unsafe extern "C" fn(*mut c_void),
+    db_config: unsafe extern "C" fn(Db, c_int, ...) -> c_int,
     libversion_number: unsafe extern "C" fn() -> c_int,
 }
 
@@ -78,6 +79,7 @@ fn lib() -> &'static Lib {
             enable_load_extension: sym!("sqlite3_enable_load_extension"),
             load_extension: sym!("sqlite3_load_extension"),
             free: sym!("sqlite3_free"),
+            db_config: sym!("sqlite3_db_config"),
             libversion_number: sym!("sqlite3_libversion_number"),
         }
     })
@@ -191,16 +193,46 @@ impl Conn for System {
         // SAFETY: plain function.
         unsafe { (lib().libversion_number)() }
     }
+    fn set_defensive(&self, on: bool) {
+        let mut out: c_int = 0;
+        // SAFETY: SQLITE_DBCONFIG_DEFENSIVE (1010) takes (int, int*).
+        let rc =
+            unsafe { (lib().db_config)(self.0, 1010, c_int::from(on), &mut out as *mut c_int) };
+        assert_eq!(rc, 0, "db_config DEFENSIVE");
+    }
 }
 
-fn open(path: &str) -> Box<dyn Conn> {
+fn open_plain_system(path: &str) -> System {
     let l = lib();
     let p = CString::new(path).unwrap();
     let mut db: Db = std::ptr::null_mut();
-    // SAFETY: valid out-pointer and path; flags READWRITE|CREATE|FULLMUTEX.
-    let rc = unsafe { (l.open_v2)(p.as_ptr(), &mut db, 0x2 | 0x4 | 0x10000, std::ptr::null()) };
+    // SAFETY: valid out-pointer and path; flags READWRITE|CREATE|URI|FULLMUTEX.
+    let rc = unsafe {
+        (l.open_v2)(
+            p.as_ptr(),
+            &mut db,
+            0x2 | 0x4 | 0x40 | 0x10000,
+            std::ptr::null(),
+        )
+    };
     let c = System(db);
     assert_eq!(rc, 0, "open {path}: {}", c.errmsg());
+    c
+}
+
+fn open_plain(path: &str) -> Box<dyn Conn> {
+    Box::new(open_plain_system(path))
+}
+
+const DRIVER: common::Driver = common::Driver {
+    open,
+    plain: open_plain,
+};
+
+fn open(path: &str) -> Box<dyn Conn> {
+    let l = lib();
+    let c = open_plain_system(path);
+    let db = c.0;
     let ext = CString::new(ext_path().to_string_lossy().into_owned()).unwrap();
     let mut err: *mut c_char = std::ptr::null_mut();
     // SAFETY: open handle; err is freed with sqlite3_free.
@@ -226,3 +258,4 @@ fn system_sqlite_is_debian_3_40() {
 }
 
 pocketvec_all_cases!(open);
+pocketvec_index_cases!(DRIVER);

@@ -64,6 +64,8 @@ pub struct State {
     pub pending: bool,
     pub trained: bool,
     pub model_token: i64,
+    /// Base table name recorded in `X_info` (kept up to date with renames).
+    pub base: Option<String>,
 }
 
 /// The state after syncing: pending rowids to overlay (empty when the log
@@ -179,6 +181,7 @@ impl Index {
                 shadow::set_info_i64(self.db, n, "chunk_rows", self.layout.cap as i64)?;
                 shadow::set_info_text(self.db, n, "index", self.opts.index.name())?;
                 shadow::set_info_text(self.db, n, "key", &key)?;
+                shadow::set_info_text(self.db, n, "base", self.base.table())?;
                 exec(
                     self.db,
                     &shadow::create_triggers_sql(n, self.base.table(), &key, &self.opts.column),
@@ -271,7 +274,8 @@ impl Index {
                         (SELECT tbl_name FROM {master} WHERE type = 'trigger' AND name = ?1), \
                         EXISTS (SELECT 1 FROM {log}), \
                         (SELECT value FROM {info} WHERE key = 'trained'), \
-                        (SELECT value FROM {info} WHERE key = 'model_token')",
+                        (SELECT value FROM {info} WHERE key = 'model_token'), \
+                        (SELECT value FROM {info} WHERE key = 'base')",
                 master = n.master(),
                 log = n.q(LOG)
             );
@@ -298,6 +302,7 @@ impl Index {
                 pending: st.column_i64(4) != 0,
                 trained: st.column_i64(5) != 0,
                 model_token: st.column_i64(6),
+                base: (st.column_type(7) != ValueType::Null).then(|| st.column_text(7)),
             };
             Ok::<_, String>(s)
         })();
@@ -323,14 +328,27 @@ impl Index {
                 return Err(flat::corrupt(&self.names, "no format version is recorded"));
             }
         }
+        let can_write = may_write
+            // SAFETY: db is the connection owning this table.
+            && unsafe { api::db_readonly(self.db, &self.names.schema) } == Some(false);
         match &state.trigger_base {
             Some(b) => {
                 let b = b.clone();
                 self.base.set_table(&b);
+                if state.base.as_deref() != Some(b.as_str()) && can_write {
+                    // The base table was renamed: remember its name for when
+                    // the triggers are gone (best effort; read-only is fine).
+                    // SAFETY: as above.
+                    let _ = unsafe { shadow::set_info_text(self.db, &self.names, "base", &b) };
+                }
             }
             None => {
                 // The base table was dropped (its triggers went with it), or
                 // the triggers were removed.
+                if let Some(b) = &state.base {
+                    let b = b.clone();
+                    self.base.set_table(&b);
+                }
                 self.base.reset();
                 self.base.check()?;
                 return Err(format!(
@@ -343,9 +361,7 @@ impl Index {
             }
         }
         self.base.check()?;
-        let mut writable = may_write
-            // SAFETY: db is the connection owning this table.
-            && unsafe { api::db_readonly(self.db, &self.names.schema) } == Some(false);
+        let mut writable = can_write;
         let mut pending = Vec::new();
         if state.pending {
             if writable && self.try_apply(&state)? {
@@ -1299,7 +1315,7 @@ impl Index {
                 s.format.unwrap_or(0)
             ));
         }
-        if let Some(b) = &s.trigger_base {
+        if let Some(b) = s.trigger_base.as_ref().or(s.base.as_ref()) {
             let b = b.clone();
             self.base.set_table(&b);
         }
@@ -1320,16 +1336,34 @@ impl Index {
                 ),
             )?;
             shadow::set_info_text(self.db, &self.names, "key", &key)?;
+            shadow::set_info_text(self.db, &self.names, "base", self.base.table())?;
         }
         self.state_stmt = None;
         self.rebuild_data()
     }
 
-    /// `INSERT INTO ann(ann) VALUES('optimize')`: applies the change log now.
+    /// `INSERT INTO ann(ann) VALUES('optimize')`: logs stored rows whose
+    /// base row is gone without a trigger (REPLACE through a UNIQUE
+    /// conflict), then applies the change log.
     pub fn cmd_optimize(&mut self) -> Result<(), String> {
         let s = self.sync(false)?;
-        if s.state.pending {
-            self.apply(&s.state).map_err(String::from)?;
+        // SAFETY: db is the connection owning this table.
+        let key = unsafe { shadow::info_text(self.db, &self.names, "key") }?
+            .ok_or_else(|| flat::corrupt(&self.names, "the key column is not recorded"))?;
+        let sql = format!(
+            "INSERT INTO {log}(id) SELECT m.id FROM {map} AS m WHERE NOT EXISTS \
+             (SELECT 1 FROM {schema}.{base} AS b WHERE b.{key} = m.id)",
+            log = self.names.q(LOG),
+            map = self.names.q("map"),
+            schema = quote_ident(&self.names.schema),
+            base = quote_ident(self.base.table()),
+            key = quote_ident(&key),
+        );
+        // SAFETY: as above.
+        unsafe { exec(self.db, &sql) }.map_err(String::from)?;
+        let state = self.read_state()?;
+        if state.pending || s.state.pending {
+            self.apply(&state).map_err(String::from)?;
         }
         Ok(())
     }

@@ -1419,7 +1419,10 @@ pub fn failed_statements_change_nothing(open: Opener) {
     assert_eq!(c.err("INSERT INTO ann(rowid) VALUES(1)", &[]), read_only);
     let q = "query = '[1, 0, 0, 0, 0, 0]'";
     assert_eq!(c.err(&format!("DELETE FROM ann WHERE {q}"), &[]), read_only);
-    assert_eq!(c.err(&format!("UPDATE ann SET k = 3 WHERE {q}"), &[]), read_only);
+    assert_eq!(
+        c.err(&format!("UPDATE ann SET k = 3 WHERE {q}"), &[]),
+        read_only
+    );
     assert_eq!(
         c.err("INSERT INTO ann(ann) VALUES('vacuum')", &[]),
         "pocketvec: unknown command 'vacuum' for table \"ann\"; expected 'optimize', 'rebuild' or 'integrity-check'"

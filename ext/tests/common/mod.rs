@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cases;
+pub mod index_cases;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ pub trait Conn {
     fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, String>;
     /// `sqlite3_libversion_number()` of the library behind the connection.
     fn version(&self) -> i32;
+    /// `sqlite3_db_config(SQLITE_DBCONFIG_DEFENSIVE, on)`.
+    fn set_defensive(&self, on: bool);
 
     fn ok(&self, sql: &str) {
         if let Err(e) = self.exec(sql) {
@@ -100,8 +103,17 @@ pub trait Conn {
     }
 }
 
-/// Opens a database (path or ":memory:") with the extension loaded.
+/// Opens a database (path, `file:` URI or ":memory:") with the extension
+/// loaded.
 pub type Opener = fn(&str) -> Box<dyn Conn>;
+
+/// How a test suite opens connections: with the extension, and plain ones
+/// that never loaded it (what any other app on the same file is).
+#[derive(Copy, Clone)]
+pub struct Driver {
+    pub open: Opener,
+    pub plain: Opener,
+}
 
 /// The extension under test: `$POCKETVEC_EXT`, else the `libpocketvec0`
 /// that cargo built next to this test binary.
@@ -269,6 +281,37 @@ macro_rules! pocketvec_suite {
                 common::cases::$case($open);
             }
         )*
+    };
+}
+
+/// Index cases take a [`Driver`].
+#[macro_export]
+macro_rules! pocketvec_index_suite {
+    ($driver:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                common::index_cases::$case($driver);
+            }
+        )*
+    };
+}
+
+/// The index cases, for both drivers.
+#[macro_export]
+macro_rules! pocketvec_index_cases {
+    ($driver:expr) => {
+        $crate::pocketvec_index_suite!($driver;
+            index_random_writes_match_brute_force,
+            index_read_only_opens_overlay_pending_log,
+            index_defensive_mode,
+            index_lifecycle_drop_rename_format,
+            index_commands_and_info,
+            index_cache_validation_across_connections,
+            index_batch_and_threads,
+            index_filters_return_k_rows,
+            index_ivf_search_and_maintenance,
+        );
     };
 }
 

@@ -1,0 +1,1028 @@
+//! Index cases (flat and IVF storage in shadow tables): consistency with
+//! the base table under random writes from pocketvec and plain
+//! connections, read-only opens, DEFENSIVE mode, lifecycle, commands,
+//! cache validation, batches, filters, IVF. Every query is checked against
+//! an f64 brute force over what the base table holds.
+#![allow(clippy::cloned_ref_to_slice_refs)]
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+const TOL: f64 = 2e-5;
+
+fn tmp_db(tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "pocketvec-index-{}-{tag}-{}",
+        std::process::id(),
+        std::thread::current()
+            .name()
+            .unwrap_or("t")
+            .replace("::", "_")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("t.db").to_string_lossy().into_owned()
+}
+
+/// What the base table holds: id → (name, vector or NULL).
+type Model = BTreeMap<i64, (String, Option<Vec<f32>>)>;
+
+fn reference(model: &Model) -> Vec<(i64, Vec<f64>)> {
+    model
+        .iter()
+        .filter_map(|(id, (_, v))| {
+            v.as_ref()
+                .map(|v| (*id, v.iter().map(|&x| f64::from(x)).collect()))
+        })
+        .collect()
+}
+
+/// Runs `SELECT rowid, distance FROM vt WHERE query = ? AND k = ?` and
+/// checks it against brute force over `model`.
+fn check_knn(c: &dyn Conn, vt: &str, m: Metric, q: &[f32], k: usize, model: &Model, ctx: &str) {
+    let got = pairs(&c.rows(
+        &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = ?"),
+        &[Val::Blob(f32_blob(q)), Val::Int(k as i64)],
+    ));
+    let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+    let all = brute(m, &q64, &reference(model));
+    assert_topk(&got, &all, k, TOL, &format!("{ctx} ({vt})"));
+}
+
+fn set_model_row(model: &mut Model, id: i64, name: &str, v: Option<Vec<f32>>) {
+    model.insert(id, (name.to_string(), v));
+}
+
+fn vec_or_null(v: &Option<Vec<f32>>) -> Val {
+    match v {
+        Some(v) => Val::Blob(f32_blob(v)),
+        None => Val::Null,
+    }
+}
+
+fn fresh_id(rng: &mut Rng, model: &Model) -> i64 {
+    loop {
+        let id = 1 + rng.below(600) as i64;
+        if !model.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
+fn pick(rng: &mut Rng, model: &Model) -> Option<i64> {
+    if model.is_empty() {
+        return None;
+    }
+    let i = rng.below(model.len() as u64) as usize;
+    model.keys().nth(i).copied()
+}
+
+/// One random write on `c`, mirrored into `model`.
+fn random_write(c: &dyn Conn, rng: &mut Rng, model: &mut Model, d: usize, serial: &mut i64) {
+    let newvec = |rng: &mut Rng| -> Option<Vec<f32>> {
+        if rng.below(10) == 0 {
+            None
+        } else {
+            Some(rng.vec_f32(d))
+        }
+    };
+    match rng.below(8) {
+        0 | 1 => {
+            let id = fresh_id(rng, model);
+            *serial += 1;
+            let name = format!("n{serial}");
+            let v = newvec(rng);
+            c.rows(
+                "INSERT INTO docs(id, name, vec) VALUES (?, ?, ?)",
+                &[Val::Int(id), Val::Text(name.clone()), vec_or_null(&v)],
+            );
+            set_model_row(model, id, &name, v);
+        }
+        2 => {
+            if let Some(id) = pick(rng, model) {
+                let v = newvec(rng);
+                c.rows(
+                    "UPDATE docs SET vec = ? WHERE id = ?",
+                    &[vec_or_null(&v), Val::Int(id)],
+                );
+                model.get_mut(&id).unwrap().1 = v;
+            }
+        }
+        3 => {
+            // A change of rowid.
+            if let Some(id) = pick(rng, model) {
+                let to = fresh_id(rng, model);
+                c.rows(
+                    "UPDATE docs SET id = ? WHERE id = ?",
+                    &[Val::Int(to), Val::Int(id)],
+                );
+                let row = model.remove(&id).unwrap();
+                model.insert(to, row);
+            }
+        }
+        4 => {
+            if let Some(id) = pick(rng, model) {
+                c.rows("DELETE FROM docs WHERE id = ?", &[Val::Int(id)]);
+                model.remove(&id);
+            }
+        }
+        5 => {
+            // The REPLACE trap: the row holding `name` is deleted through
+            // the UNIQUE conflict without a DELETE trigger.
+            if let Some(victim) = pick(rng, model) {
+                let name = model[&victim].0.clone();
+                let id = fresh_id(rng, model);
+                let v = newvec(rng);
+                c.rows(
+                    "REPLACE INTO docs(id, name, vec) VALUES (?, ?, ?)",
+                    &[Val::Int(id), Val::Text(name.clone()), vec_or_null(&v)],
+                );
+                model.remove(&victim);
+                set_model_row(model, id, &name, v);
+            }
+        }
+        6 => {
+            // INSERT OR REPLACE on an existing key.
+            if let Some(id) = pick(rng, model) {
+                *serial += 1;
+                let name = format!("n{serial}");
+                let v = newvec(rng);
+                c.rows(
+                    "INSERT OR REPLACE INTO docs(id, name, vec) VALUES (?, ?, ?)",
+                    &[Val::Int(id), Val::Text(name.clone()), vec_or_null(&v)],
+                );
+                set_model_row(model, id, &name, v);
+            }
+        }
+        _ => {
+            // An update that does not touch the vector or the key.
+            if let Some(id) = pick(rng, model) {
+                *serial += 1;
+                let name = format!("n{serial}");
+                c.rows(
+                    "UPDATE docs SET name = ? WHERE id = ?",
+                    &[Val::Text(name.clone()), Val::Int(id)],
+                );
+                model.get_mut(&id).unwrap().0 = name;
+            }
+        }
+    }
+}
+
+const VTABS: [(&str, Metric); 3] = [
+    ("ann_c", Metric::Cosine),
+    ("ann_l", Metric::L2),
+    ("ann_d", Metric::Dot),
+];
+
+fn setup_docs(
+    c: &dyn Conn,
+    rng: &mut Rng,
+    n: usize,
+    d: usize,
+    model: &mut Model,
+    serial: &mut i64,
+) {
+    c.ok("CREATE TABLE docs(id INTEGER PRIMARY KEY, name TEXT UNIQUE, vec BLOB)");
+    c.ok("BEGIN");
+    for i in 1..=n as i64 {
+        *serial += 1;
+        let name = format!("n{serial}");
+        let v = Some(rng.vec_f32(d));
+        c.rows(
+            "INSERT INTO docs(id, name, vec) VALUES (?, ?, ?)",
+            &[Val::Int(i * 2), Val::Text(name.clone()), vec_or_null(&v)],
+        );
+        set_model_row(model, i * 2, &name, v);
+    }
+    c.ok("COMMIT");
+}
+
+/// Random INSERT/UPDATE (vector, key, other column)/DELETE/REPLACE from a
+/// pocketvec connection and a plain one, single statements and
+/// transactions that commit or roll back; after each step exact queries on
+/// three tables (cosine cached, l2 streamed, dot cached) from two pocketvec
+/// connections equal brute force over the base table.
+pub fn index_random_writes_match_brute_force(d: Driver) {
+    let path = tmp_db("rand");
+    let a = (d.open)(&path);
+    let b = (d.plain)(&path);
+    let c2 = (d.open)(&path);
+    let dim = 8;
+    let mut rng = Rng::new(2024);
+    let mut model = Model::new();
+    let mut serial = 0;
+    setup_docs(&*a, &mut rng, 120, dim, &mut model, &mut serial);
+    a.ok("CREATE VIRTUAL TABLE ann_c USING pocketvec(base_table=docs, dim=8, chunk_rows=16)");
+    a.ok("CREATE VIRTUAL TABLE ann_l USING pocketvec(base_table=docs, dim=8, metric=l2, chunk_rows=16, cache=off)");
+    a.ok("CREATE VIRTUAL TABLE ann_d USING pocketvec(base_table=docs, dim=8, metric=dot, chunk_rows=16)");
+    let conns: [&dyn Conn; 3] = [&*a, &*b, &*c2];
+    let ext: [&dyn Conn; 2] = [&*a, &*c2];
+    for step in 0..300 {
+        let wi = rng.below(3) as usize;
+        let w = conns[wi];
+        if rng.below(4) == 0 {
+            // A transaction of a few writes; queried inside it when the
+            // writer has pocketvec, then committed or rolled back.
+            let mut pending = model.clone();
+            w.ok("BEGIN");
+            for _ in 0..1 + rng.below(5) {
+                random_write(w, &mut rng, &mut pending, dim, &mut serial);
+            }
+            if wi != 1 {
+                let q = rng.vec_f32(dim);
+                let (vt, m) = VTABS[rng.below(3) as usize];
+                check_knn(
+                    w,
+                    vt,
+                    m,
+                    &q,
+                    1 + rng.below(12) as usize,
+                    &pending,
+                    &format!("step {step} in tx"),
+                );
+            }
+            if rng.below(2) == 0 {
+                w.ok("COMMIT");
+                model = pending;
+            } else {
+                w.ok("ROLLBACK");
+            }
+        } else {
+            random_write(w, &mut rng, &mut model, dim, &mut serial);
+        }
+        for (i, c) in ext.iter().enumerate() {
+            let q = rng.vec_f32(dim);
+            let (vt, m) = VTABS[(step + i) % 3];
+            check_knn(
+                *c,
+                vt,
+                m,
+                &q,
+                1 + rng.below(15) as usize,
+                &model,
+                &format!("step {step} conn {i}"),
+            );
+        }
+        if step % 50 == 49 {
+            for (vt, m) in VTABS {
+                a.ok(&format!("INSERT INTO {vt}({vt}) VALUES('integrity-check')"));
+                // Every row, nearest first (no k): still exactly the base.
+                let q = rng.vec_f32(dim);
+                let got = pairs(&c2.rows(
+                    &format!("SELECT rowid, distance FROM {vt} WHERE query = ?"),
+                    &[Val::Blob(f32_blob(&q))],
+                ));
+                let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+                let all = brute(m, &q64, &reference(&model));
+                assert_topk(
+                    &got,
+                    &all,
+                    all.len(),
+                    TOL,
+                    &format!("step {step} all rows {vt}"),
+                );
+            }
+        }
+    }
+    // The REPLACE trap left stale entries; queries never returned them, and
+    // a write-capable query logged them so 'optimize' removes them.
+    a.ok("INSERT INTO ann_c(ann_c) VALUES('optimize')");
+    a.ok("INSERT INTO ann_c(ann_c) VALUES('integrity-check')");
+}
+
+/// A prebuilt database opened read-only (`mode=ro`, `immutable=1`,
+/// `PRAGMA query_only`, and a lock held by another connection) with changes
+/// still waiting in the log: queries are exact and nothing is written.
+pub fn index_read_only_opens_overlay_pending_log(d: Driver) {
+    let path = tmp_db("ro");
+    let dim = 6;
+    let mut rng = Rng::new(7);
+    let mut model = Model::new();
+    let mut serial = 0;
+    {
+        let a = (d.open)(&path);
+        setup_docs(&*a, &mut rng, 80, dim, &mut model, &mut serial);
+        a.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=6, chunk_rows=16)");
+        a.ok("CREATE VIRTUAL TABLE annf USING pocketvec(base_table=docs, dim=6, chunk_rows=16, cache=off, metric=l2)");
+    }
+    {
+        // Changes from an app without pocketvec: they wait in the log.
+        let b = (d.plain)(&path);
+        for _ in 0..40 {
+            random_write(&*b, &mut rng, &mut model, dim, &mut serial);
+        }
+    }
+    let logged = |p: &str| -> (i64, Vec<Val>) {
+        let b = (d.plain)(p);
+        (
+            b.one("SELECT count(*) FROM ann_log", &[]).int(),
+            b.rows("SELECT value FROM ann_info WHERE key = 'token'", &[])[0].clone(),
+        )
+    };
+    let before = logged(&path);
+    assert!(before.0 > 0);
+    let bytes = std::fs::read(&path).unwrap();
+    let uris = [
+        format!("file:{path}?mode=ro"),
+        format!("file:{path}?immutable=1"),
+    ];
+    for uri in &uris {
+        let c = (d.open)(uri);
+        for _ in 0..5 {
+            let q = rng.vec_f32(dim);
+            check_knn(&*c, "ann", Metric::Cosine, &q, 7, &model, uri);
+            check_knn(&*c, "annf", Metric::L2, &q, 3, &model, uri);
+        }
+        let info = c.one("SELECT ann FROM ann WHERE ann = 'info'", &[]);
+        assert!(info.text().contains("\"pending_log\":"), "{info:?}");
+    }
+    {
+        let c = (d.open)(&path);
+        c.ok("PRAGMA query_only = 1");
+        let q = rng.vec_f32(dim);
+        check_knn(&*c, "ann", Metric::Cosine, &q, 9, &model, "query_only");
+    }
+    assert_eq!(logged(&path), before, "a read-only query wrote");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file changed");
+    {
+        // Another connection holds the write lock: the query overlays the
+        // log instead of waiting or failing.
+        let holder = (d.plain)(&path);
+        holder.ok("BEGIN IMMEDIATE");
+        let c = (d.open)(&path);
+        c.ok("PRAGMA busy_timeout = 0");
+        let q = rng.vec_f32(dim);
+        check_knn(&*c, "ann", Metric::Cosine, &q, 5, &model, "locked");
+        holder.ok("COMMIT");
+        assert_eq!(logged(&path), before);
+        // Writable again: the next query applies the log.
+        check_knn(&*c, "ann", Metric::Cosine, &q, 5, &model, "unlocked");
+        assert_eq!(logged(&path).0, 0);
+    }
+}
+
+/// DEFENSIVE mode: shadow tables are read-only to ordinary SQL, the log is
+/// not, so triggers and queries keep working.
+pub fn index_defensive_mode(d: Driver) {
+    let path = tmp_db("def");
+    let dim = 4;
+    let mut rng = Rng::new(11);
+    let mut model = Model::new();
+    let mut serial = 0;
+    let a = (d.open)(&path);
+    a.set_defensive(true);
+    setup_docs(&*a, &mut rng, 50, dim, &mut model, &mut serial);
+    a.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=4, chunk_rows=16)");
+    for i in 0..30 {
+        random_write(&*a, &mut rng, &mut model, dim, &mut serial);
+        let q = rng.vec_f32(dim);
+        check_knn(
+            &*a,
+            "ann",
+            Metric::Cosine,
+            &q,
+            6,
+            &model,
+            &format!("defensive {i}"),
+        );
+    }
+    let e = a.err("DELETE FROM ann_chunks", &[]);
+    assert!(e.contains("may not be modified"), "{e}");
+    let e = a.err("UPDATE ann_info SET value = 0 WHERE key = 'rows'", &[]);
+    assert!(e.contains("may not be modified"), "{e}");
+    a.ok("INSERT INTO ann(ann) VALUES('rebuild')");
+    a.ok("INSERT INTO ann(ann) VALUES('integrity-check')");
+    // A plain connection in DEFENSIVE mode writes the base table (the
+    // triggers append to the log, which is no shadow table).
+    let b = (d.plain)(&path);
+    b.set_defensive(true);
+    for _ in 0..10 {
+        random_write(&*b, &mut rng, &mut model, dim, &mut serial);
+    }
+    let q = rng.vec_f32(dim);
+    check_knn(
+        &*a,
+        "ann",
+        Metric::Cosine,
+        &q,
+        6,
+        &model,
+        "after plain defensive writes",
+    );
+    a.ok("ALTER TABLE ann RENAME TO ann2");
+    check_knn(
+        &*a,
+        "ann2",
+        Metric::Cosine,
+        &q,
+        6,
+        &model,
+        "renamed in defensive mode",
+    );
+    a.ok("DROP TABLE ann2");
+}
+
+fn names_like(c: &dyn Conn, prefix: &str) -> Vec<String> {
+    c.rows(
+        "SELECT type || ' ' || name FROM sqlite_master WHERE name LIKE ? ORDER BY 1",
+        &[Val::Text(format!("{prefix}%"))],
+    )
+    .iter()
+    .map(|r| r[0].text().to_string())
+    .collect()
+}
+
+/// DROP TABLE, ALTER TABLE … RENAME of the virtual and the base table,
+/// dropping the base table, removing the triggers without the extension,
+/// and a format version this build does not read.
+pub fn index_lifecycle_drop_rename_format(d: Driver) {
+    let path = tmp_db("life");
+    let dim = 4;
+    let mut rng = Rng::new(5);
+    let mut model = Model::new();
+    let mut serial = 0;
+    let a = (d.open)(&path);
+    setup_docs(&*a, &mut rng, 40, dim, &mut model, &mut serial);
+    a.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=4)");
+    assert_eq!(
+        names_like(&*a, "ann"),
+        [
+            "table ann",
+            "table ann_chunks",
+            "table ann_info",
+            "table ann_lists",
+            "table ann_log",
+            "table ann_map",
+            "trigger ann_ad",
+            "trigger ann_ai",
+            "trigger ann_au",
+        ]
+    );
+    a.ok("ALTER TABLE ann RENAME TO vec_idx");
+    assert!(
+        names_like(&*a, "ann").is_empty(),
+        "{:?}",
+        names_like(&*a, "ann")
+    );
+    assert_eq!(names_like(&*a, "vec_idx").len(), 9);
+    random_write(&*a, &mut rng, &mut model, dim, &mut serial);
+    let q = rng.vec_f32(dim);
+    check_knn(
+        &*a,
+        "vec_idx",
+        Metric::Cosine,
+        &q,
+        5,
+        &model,
+        "after vtab rename",
+    );
+    // The base table renamed: the triggers follow it, and so does the index.
+    a.ok("ALTER TABLE docs RENAME TO documents");
+    {
+        let b = (d.plain)(&path);
+        b.rows(
+            "INSERT INTO documents(id, name, vec) VALUES (9999, 'new', ?)",
+            &[Val::Blob(f32_blob(&[1.0, 2.0, 3.0, 4.0]))],
+        );
+        set_model_row(&mut model, 9999, "new", Some(vec![1.0, 2.0, 3.0, 4.0]));
+    }
+    let c = (d.open)(&path);
+    check_knn(
+        &*c,
+        "vec_idx",
+        Metric::Cosine,
+        &q,
+        5,
+        &model,
+        "after base rename",
+    );
+    let info = c.one("SELECT vec_idx FROM vec_idx WHERE vec_idx = 'info'", &[]);
+    assert!(
+        info.text().contains("\"base_table\":\"documents\""),
+        "{info:?}"
+    );
+    // Triggers removed without the extension (the documented SQL):
+    {
+        let b = (d.plain)(&path);
+        b.ok("DROP TRIGGER IF EXISTS vec_idx_ai; DROP TRIGGER IF EXISTS vec_idx_ad; DROP TRIGGER IF EXISTS vec_idx_au;");
+    }
+    let e = c.err(
+        "SELECT rowid FROM vec_idx WHERE query = '[1,0,0,0]' AND k = 1",
+        &[],
+    );
+    assert!(
+        e.contains("change-log triggers") && e.contains("'rebuild'"),
+        "{e}"
+    );
+    c.ok("INSERT INTO vec_idx(vec_idx) VALUES('rebuild')");
+    check_knn(
+        &*c,
+        "vec_idx",
+        Metric::Cosine,
+        &q,
+        5,
+        &model,
+        "after rebuild",
+    );
+    // A format this build does not read.
+    {
+        let b = (d.plain)(&path);
+        b.ok("UPDATE vec_idx_info SET value = 99 WHERE key = 'format'");
+    }
+    let c = (d.open)(&path);
+    assert_eq!(
+        c.err(
+            "SELECT rowid FROM vec_idx WHERE query = '[1,0,0,0]' AND k = 1",
+            &[]
+        ),
+        "pocketvec: table \"vec_idx\" uses on-disk format 99, this pocketvec reads format 1; \
+         use a matching pocketvec version, or DROP TABLE \"vec_idx\" and create it again"
+    );
+    c.ok("DROP TABLE vec_idx");
+    assert!(names_like(&*c, "vec_idx").is_empty());
+    // Dropping the base table: a clear error, and the index still drops.
+    c.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=documents, dim=4)");
+    c.ok("DROP TABLE documents");
+    let e = c.err(
+        "SELECT rowid FROM ann WHERE query = '[1,0,0,0]' AND k = 1",
+        &[],
+    );
+    assert_eq!(
+        e,
+        "pocketvec: base table \"documents\" does not exist in schema \"main\" (virtual table \"ann\")"
+    );
+    c.ok("DROP TABLE ann");
+    assert_eq!(c.one("SELECT count(*) FROM sqlite_master", &[]).int(), 0);
+}
+
+/// 'optimize', 'integrity-check' (finds damage), 'rebuild', the info
+/// query, `pocketvec_info` and `pocketvec_cache`.
+pub fn index_commands_and_info(d: Driver) {
+    let path = tmp_db("cmd");
+    let dim = 4;
+    let mut rng = Rng::new(3);
+    let mut model = Model::new();
+    let mut serial = 0;
+    let a = (d.open)(&path);
+    setup_docs(&*a, &mut rng, 100, dim, &mut model, &mut serial);
+    a.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=4, chunk_rows=32)");
+    let info = |c: &dyn Conn| -> serde_json::Value {
+        serde_json::from_str(c.one("SELECT pocketvec_info('ann')", &[]).text()).unwrap()
+    };
+    let j = info(&*a);
+    assert_eq!(j["rows"], 100);
+    assert_eq!(j["pending_log"], 0);
+    assert_eq!(j["trained"], false);
+    assert_eq!(j["index"], "flat");
+    assert_eq!(j["chunk_bytes"], 4 * 32 * (8 + 4 + 16));
+    {
+        let b = (d.plain)(&path);
+        b.ok("DELETE FROM docs WHERE id <= 20");
+    }
+    model.retain(|id, _| *id > 20);
+    let j = info(&*a);
+    assert_eq!(j["pending_log"], 10);
+    a.ok("INSERT INTO ann(ann) VALUES('optimize')");
+    let j = info(&*a);
+    assert_eq!(j["pending_log"], 0);
+    assert_eq!(j["rows"], 90);
+    let q = rng.vec_f32(dim);
+    check_knn(&*a, "ann", Metric::Cosine, &q, 4, &model, "after optimize");
+    let j = info(&*a);
+    let cache = j["cache_bytes"].as_u64().unwrap();
+    assert!(
+        cache > 0 && cache as f64 <= 1.05 * (90 * (8 + 4 + 16)) as f64 + 4096.0,
+        "{j}"
+    );
+    // Switch the cache off for this connection: same answers, no cache.
+    assert_eq!(a.one("SELECT pocketvec_cache('ann', 0)", &[]).int(), 0);
+    check_knn(&*a, "ann", Metric::Cosine, &q, 4, &model, "cache off");
+    assert_eq!(info(&*a)["cache_bytes"], 0);
+    assert_eq!(a.one("SELECT pocketvec_cache('ann', 1)", &[]).int(), 1);
+    a.ok("INSERT INTO ann(ann) VALUES('integrity-check')");
+    // Damage the stored vectors from a plain connection.
+    {
+        let b = (d.plain)(&path);
+        b.ok("UPDATE ann_chunks SET vectors = zeroblob(length(vectors)) WHERE id = 0");
+    }
+    let e = a.err("INSERT INTO ann(ann) VALUES('integrity-check')", &[]);
+    assert!(
+        e.contains("is damaged") && e.contains("different vector"),
+        "{e}"
+    );
+    a.ok("INSERT INTO ann(ann) VALUES('rebuild')");
+    a.ok("INSERT INTO ann(ann) VALUES('integrity-check')");
+    check_knn(&*a, "ann", Metric::Cosine, &q, 4, &model, "after rebuild");
+    assert!(a.err("SELECT pocketvec_info('nope')", &[]).contains("nope"));
+}
+
+/// Caches on two connections stay exact across each other's writes, a
+/// rolled-back transaction, and writes from a plain connection.
+pub fn index_cache_validation_across_connections(d: Driver) {
+    let path = tmp_db("cache");
+    let dim = 8;
+    let mut rng = Rng::new(99);
+    let mut model = Model::new();
+    let mut serial = 0;
+    let a = (d.open)(&path);
+    let c = (d.open)(&path);
+    let b = (d.plain)(&path);
+    setup_docs(&*a, &mut rng, 200, dim, &mut model, &mut serial);
+    a.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=8, chunk_rows=16)");
+    let q = rng.vec_f32(dim);
+    for round in 0..20 {
+        check_knn(
+            &*a,
+            "ann",
+            Metric::Cosine,
+            &q,
+            10,
+            &model,
+            &format!("a {round}"),
+        );
+        check_knn(
+            &*c,
+            "ann",
+            Metric::Cosine,
+            &q,
+            10,
+            &model,
+            &format!("c {round}"),
+        );
+        // The nearest row itself changes, from a rotating writer.
+        let near = pairs(&a.rows(
+            "SELECT rowid, distance FROM ann WHERE query = ? AND k = 1",
+            &[Val::Blob(f32_blob(&q))],
+        ))[0]
+            .0;
+        let w: &dyn Conn = [&*a, &*b, &*c][round % 3];
+        match round % 4 {
+            0 => {
+                w.rows("DELETE FROM docs WHERE id = ?", &[Val::Int(near)]);
+                model.remove(&near);
+            }
+            1 => {
+                let v = rng.vec_f32(dim);
+                w.rows(
+                    "UPDATE docs SET vec = ? WHERE id = ?",
+                    &[Val::Blob(f32_blob(&v)), Val::Int(near)],
+                );
+                model.get_mut(&near).unwrap().1 = Some(v);
+            }
+            2 => {
+                // A rolled-back transaction that moved the nearest row: the
+                // cache of the connection that queried inside it must not
+                // keep the undone state.
+                if w.version() > 0 && round % 3 != 1 {
+                    w.ok("BEGIN");
+                    w.rows(
+                        "UPDATE docs SET vec = ? WHERE id = ?",
+                        &[Val::Blob(f32_blob(&q)), Val::Int(near + 100_000)],
+                    );
+                    w.rows("DELETE FROM docs WHERE id = ?", &[Val::Int(near)]);
+                    let mut inside = model.clone();
+                    inside.remove(&near);
+                    check_knn(w, "ann", Metric::Cosine, &q, 10, &inside, "inside tx");
+                    w.ok("ROLLBACK");
+                }
+            }
+            _ => {
+                serial += 1;
+                let id = fresh_id(&mut rng, &model);
+                w.rows(
+                    "INSERT INTO docs(id, name, vec) VALUES (?, ?, ?)",
+                    &[
+                        Val::Int(id),
+                        Val::Text(format!("n{serial}")),
+                        Val::Blob(f32_blob(&q)),
+                    ],
+                );
+                set_model_row(&mut model, id, &format!("n{serial}"), Some(q.clone()));
+            }
+        }
+    }
+}
+
+/// Several query vectors in one pass (`queries` BLOB or JSON, rows carry
+/// `query_index`), and the multi-threaded scan, equal single queries.
+pub fn index_batch_and_threads(d: Driver) {
+    let c = (d.open)(":memory:");
+    let dim = 12;
+    let mut rng = Rng::new(42);
+    let mut model = Model::new();
+    let mut serial = 0;
+    setup_docs(&*c, &mut rng, 500, dim, &mut model, &mut serial);
+    c.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=12, chunk_rows=64)");
+    let qs: Vec<Vec<f32>> = (0..5).map(|_| rng.vec_f32(dim)).collect();
+    let blob: Vec<u8> = qs.iter().flat_map(|q| f32_blob(q)).collect();
+    let json = format!(
+        "[{}]",
+        qs.iter()
+            .map(|q| format!(
+                "[{}]",
+                q.iter()
+                    .map(|x| format!("{x:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for arg in [Val::Blob(blob), Val::Text(json)] {
+        let rows = c.rows(
+            "SELECT query_index, rowid, distance FROM ann WHERE queries = ? AND k = 7",
+            &[arg.clone()],
+        );
+        assert_eq!(rows.len(), 35);
+        for (i, q) in qs.iter().enumerate() {
+            let got: Vec<(i64, f64)> = rows
+                .iter()
+                .filter(|r| r[0].int() == i as i64)
+                .map(|r| (r[1].int(), r[2].real()))
+                .collect();
+            let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+            assert_topk(
+                &got,
+                &brute(Metric::Cosine, &q64, &reference(&model)),
+                7,
+                TOL,
+                "batch",
+            );
+        }
+        // LIMIT is applied by SQLite over the whole batch.
+        let n = c.rows(
+            "SELECT rowid FROM ann WHERE queries = ? AND k = 7 ORDER BY query_index, distance LIMIT 9",
+            &[arg],
+        );
+        assert_eq!(n.len(), 9);
+    }
+    for threads in [0, 2, 3] {
+        let q = &qs[threads % 5];
+        let one = c.rows(
+            "SELECT rowid, distance FROM ann WHERE query = ? AND k = 10",
+            &[Val::Blob(f32_blob(q))],
+        );
+        let par = c.rows(
+            "SELECT rowid, distance FROM ann WHERE query = ? AND k = 10 AND threads = ?",
+            &[Val::Blob(f32_blob(q)), Val::Int(threads as i64)],
+        );
+        assert_eq!(one, par, "threads = {threads}");
+    }
+    assert!(c
+        .err(
+            "SELECT rowid FROM ann WHERE queries = X'0000' AND k = 1",
+            &[]
+        )
+        .contains(
+            "expected a BLOB of whole 12-dimension f32 vectors (48 bytes each), found 2 bytes"
+        ));
+    assert!(c
+        .err(
+            "SELECT rowid FROM ann WHERE queries = '[[1,2]]' AND k = 1",
+            &[]
+        )
+        .contains("vector 0: expected 12 dimensions"));
+    assert!(c
+        .err("SELECT rowid FROM ann WHERE query = '[1,2,3,4,5,6,7,8,9,10,11,12]' AND k = 1 AND threads = -1", &[])
+        .contains("threads for table \"ann\" must be an integer from 0"));
+}
+
+/// Rowid IN lists, ranges and distance bounds return k rows when k match.
+pub fn index_filters_return_k_rows(d: Driver) {
+    let c = (d.open)(":memory:");
+    let dim = 6;
+    let mut rng = Rng::new(8);
+    let mut model = Model::new();
+    let mut serial = 0;
+    setup_docs(&*c, &mut rng, 400, dim, &mut model, &mut serial);
+    c.ok("CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=6, chunk_rows=32)");
+    c.ok("DELETE FROM docs WHERE id % 6 = 0");
+    model.retain(|id, _| id % 6 != 0);
+    let q = rng.vec_f32(dim);
+    let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+    type Keep = Box<dyn Fn(i64) -> bool>;
+    let cases: Vec<(String, Keep)> = vec![
+        (
+            "rowid IN (SELECT id FROM docs WHERE id % 4 = 2)".into(),
+            Box::new(|id| id % 4 == 2),
+        ),
+        (
+            "rowid IN (2, 4, 8, 10, 14, 16, 20, 22, 26, 28)".into(),
+            Box::new(|id| [2, 4, 8, 10, 14, 16, 20, 22, 26, 28].contains(&id)),
+        ),
+        (
+            "rowid BETWEEN 100 AND 300".into(),
+            Box::new(|id| (100..=300).contains(&id)),
+        ),
+        ("rowid > 700".into(), Box::new(|id| id > 700)),
+    ];
+    for (filter, keep) in &cases {
+        let got = pairs(&c.rows(
+            &format!("SELECT rowid, distance FROM ann WHERE query = ? AND k = 10 AND {filter}"),
+            &[Val::Blob(f32_blob(&q))],
+        ));
+        let sub: Model = model
+            .iter()
+            .filter(|(id, _)| keep(**id))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let all = brute(Metric::Cosine, &q64, &reference(&sub));
+        assert_topk(&got, &all, 10, TOL, filter);
+    }
+    let all = brute(Metric::Cosine, &q64, &reference(&model));
+    let cut = all[40].1;
+    let got = pairs(&c.rows(
+        "SELECT rowid, distance FROM ann WHERE query = ? AND k = 10 AND distance > ?",
+        &[Val::Blob(f32_blob(&q)), Val::Real(cut)],
+    ));
+    let above: Vec<(i64, f64)> = all.iter().filter(|x| x.1 > cut).cloned().collect();
+    assert_topk(&got, &above, 10, TOL, "distance >");
+}
+
+/// Clustered rows: `n` vectors around `centers` centres.
+fn clustered(rng: &mut Rng, n: usize, d: usize, centers: usize) -> Vec<Vec<f32>> {
+    let cs: Vec<Vec<f32>> = (0..centers).map(|_| rng.vec_f32(d)).collect();
+    (0..n)
+        .map(|i| {
+            let c = &cs[i % centers];
+            c.iter().map(|x| x + 0.15 * rng.f32()).collect()
+        })
+        .collect()
+}
+
+fn recall(got: &[(i64, f64)], truth: &[(i64, f64)], k: usize) -> f64 {
+    let t: std::collections::HashSet<i64> = truth.iter().take(k).map(|x| x.0).collect();
+    got.iter().filter(|x| t.contains(&x.0)).count() as f64 / k as f64
+}
+
+/// IVF: trains at creation (or on 'rebuild' / once enough rows exist), new
+/// and changed rows go to their list at once, deleted rows leave, nprobe =
+/// every list is exact, filtered queries widen, read-only overlay.
+pub fn index_ivf_search_and_maintenance(d: Driver) {
+    let path = tmp_db("ivf");
+    let dim = 16;
+    let mut rng = Rng::new(77);
+    let a = (d.open)(&path);
+    a.ok("CREATE TABLE docs(id INTEGER PRIMARY KEY, name TEXT, vec BLOB)");
+    let mut model = Model::new();
+    a.ok("BEGIN");
+    for (i, v) in clustered(&mut rng, 3000, dim, 40).into_iter().enumerate() {
+        let id = i as i64 + 1;
+        a.rows(
+            "INSERT INTO docs VALUES (?, ?, ?)",
+            &[
+                Val::Int(id),
+                Val::Text(format!("n{id}")),
+                Val::Blob(f32_blob(&v)),
+            ],
+        );
+        model.insert(id, (format!("n{id}"), Some(v)));
+    }
+    a.ok("COMMIT");
+    for (quant, min_recall) in [("pq", 0.8), ("int8", 0.8), ("none", 0.8)] {
+        let vt = format!("iv_{quant}");
+        a.ok(&format!(
+            "CREATE VIRTUAL TABLE {vt} USING pocketvec(base_table=docs, dim=16, index=ivf, lists=16, quantizer={quant}, train_min=1000)"
+        ));
+        let j: serde_json::Value =
+            serde_json::from_str(a.one(&format!("SELECT pocketvec_info('{vt}')"), &[]).text())
+                .unwrap();
+        assert_eq!(j["trained"], true, "{j}");
+        assert_eq!(j["lists"], 16);
+        assert_eq!(j["quantizer"], quant);
+        let mut total = 0.0;
+        for t in 0..20 {
+            let q = rng.vec_f32(dim);
+            let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+            let all = brute(Metric::Cosine, &q64, &reference(&model));
+            // Every list probed: exact.
+            let got = pairs(&a.rows(
+                &format!(
+                    "SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 10 AND nprobe = 16"
+                ),
+                &[Val::Blob(f32_blob(&q))],
+            ));
+            assert_topk(&got, &all, 10, TOL, &format!("{vt} nprobe=all {t}"));
+            let got = pairs(&a.rows(
+                &format!(
+                    "SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 10 AND nprobe = 4"
+                ),
+                &[Val::Blob(f32_blob(&q))],
+            ));
+            assert_eq!(got.len(), 10);
+            // Distances are exact (re-ranked from the base rows).
+            let truth: BTreeMap<i64, f64> = all.iter().cloned().collect();
+            for (id, dist) in &got {
+                assert!(
+                    (truth[id] - dist).abs() < TOL * (1.0 + dist.abs()),
+                    "{vt}: {id} {dist}"
+                );
+            }
+            total += recall(&got, &all, 10);
+        }
+        assert!(total / 20.0 >= min_recall, "{vt}: recall {}", total / 20.0);
+        a.ok(&format!("INSERT INTO {vt}({vt}) VALUES('integrity-check')"));
+    }
+    // New rows (from a plain connection) are found at once; deleted rows go.
+    let b = (d.plain)(&path);
+    let fresh = rng.vec_f32(dim);
+    b.rows(
+        "INSERT INTO docs VALUES (5000, 'fresh', ?)",
+        &[Val::Blob(f32_blob(&fresh))],
+    );
+    model.insert(5000, ("fresh".into(), Some(fresh.clone())));
+    for vt in ["iv_pq", "iv_int8", "iv_none"] {
+        let got = pairs(&a.rows(
+            &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 1 AND nprobe = 1"),
+            &[Val::Blob(f32_blob(&fresh))],
+        ));
+        assert_eq!(got[0].0, 5000, "{vt}");
+        assert!(got[0].1.abs() < 1e-5);
+    }
+    b.ok("DELETE FROM docs WHERE id = 5000 OR id BETWEEN 1 AND 500");
+    model.retain(|id, _| *id != 5000 && *id > 500);
+    for vt in ["iv_pq", "iv_int8", "iv_none"] {
+        let got = pairs(&a.rows(
+            &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 20 AND nprobe = 16"),
+            &[Val::Blob(f32_blob(&fresh))],
+        ));
+        let q64: Vec<f64> = fresh.iter().map(|&x| f64::from(x)).collect();
+        assert_topk(
+            &got,
+            &brute(Metric::Cosine, &q64, &reference(&model)),
+            20,
+            TOL,
+            vt,
+        );
+        a.ok(&format!("INSERT INTO {vt}({vt}) VALUES('integrity-check')"));
+        // Filtered: a narrow rowid range still gives k rows, all in range.
+        let got = pairs(&a.rows(
+            &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 10 AND nprobe = 2 AND rowid BETWEEN 600 AND 700"),
+            &[Val::Blob(f32_blob(&fresh))],
+        ));
+        assert_eq!(got.len(), 10, "{vt}");
+        assert!(got.iter().all(|(id, _)| (600..=700).contains(id)));
+        // A small IN list is answered exactly.
+        let ids = "(601, 602, 603, 650, 651, 2999, 3000)";
+        let got = pairs(&a.rows(
+            &format!(
+                "SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 3 AND rowid IN {ids}"
+            ),
+            &[Val::Blob(f32_blob(&fresh))],
+        ));
+        let sub: Model = model
+            .iter()
+            .filter(|(id, _)| [601, 602, 603, 650, 651, 2999, 3000].contains(*id))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let q64: Vec<f64> = fresh.iter().map(|&x| f64::from(x)).collect();
+        assert_topk(
+            &got,
+            &brute(Metric::Cosine, &q64, &reference(&sub)),
+            3,
+            TOL,
+            "ivf IN",
+        );
+    }
+    // Below train_min the table is exact (flat) until enough rows exist.
+    a.ok("CREATE VIRTUAL TABLE iv_late USING pocketvec(base_table=docs, dim=16, index=ivf, lists=8, train_min=100000)");
+    let j: serde_json::Value =
+        serde_json::from_str(a.one("SELECT pocketvec_info('iv_late')", &[]).text()).unwrap();
+    assert_eq!(j["trained"], false);
+    assert_eq!(j["train_at_rows"], 100000);
+    let q = rng.vec_f32(dim);
+    check_knn(
+        &*a,
+        "iv_late",
+        Metric::Cosine,
+        &q,
+        10,
+        &model,
+        "untrained ivf",
+    );
+    // Pending rows in a read-only open are found too.
+    let fresh2 = rng.vec_f32(dim);
+    b.rows(
+        "INSERT INTO docs VALUES (6000, 'fresh2', ?)",
+        &[Val::Blob(f32_blob(&fresh2))],
+    );
+    model.insert(6000, ("fresh2".into(), Some(fresh2.clone())));
+    drop(a);
+    let ro = (d.open)(&format!("file:{path}?mode=ro"));
+    let got = pairs(&ro.rows(
+        "SELECT rowid, distance FROM iv_pq WHERE query = ? AND k = 1 AND nprobe = 2",
+        &[Val::Blob(f32_blob(&fresh2))],
+    ));
+    assert_eq!(got[0].0, 6000);
+    check_knn(
+        &*ro,
+        "iv_late",
+        Metric::Cosine,
+        &fresh2,
+        5,
+        &model,
+        "ro untrained",
+    );
+}

@@ -5,7 +5,6 @@
 //! and queries equal brute force over the base table. Rollback-journal and
 //! WAL mode, several kill times.
 
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};

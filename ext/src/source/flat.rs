@@ -233,8 +233,43 @@ impl ChunkReader {
         })
     }
 
-    /// Reads `used` rows of chunk `c`.
+    /// Reads `used` rows of chunk `c` into the reader's buffers.
     pub fn read(&mut self, n: &Names, c: i64, used: usize) -> Result<Block<'_>, String> {
+        let rb = self.layout.row_bytes();
+        let (mut ids, mut norms, mut data) = (
+            std::mem::take(&mut self.ids),
+            std::mem::take(&mut self.norms),
+            std::mem::take(&mut self.data),
+        );
+        ids.resize(used, 0);
+        norms.resize(if self.layout.norms { used } else { 0 }, 0.0);
+        data.resize((used * rb).div_ceil(8), 0);
+        let r = self.read_into(
+            n,
+            c,
+            &mut ids,
+            &mut norms,
+            &mut bytemuck::cast_slice_mut::<u64, u8>(&mut data)[..used * rb],
+        );
+        (self.ids, self.norms, self.data) = (ids, norms, data);
+        r?;
+        Ok(Block {
+            ids: &self.ids,
+            rows: &bytemuck::cast_slice::<u64, u8>(&self.data)[..used * rb],
+            norms: &self.norms,
+        })
+    }
+
+    /// Reads the first `ids.len()` rows of chunk `c` straight into the
+    /// given buffers (`norms` empty unless the layout stores norms).
+    pub fn read_into(
+        &mut self,
+        n: &Names,
+        c: i64,
+        ids: &mut [i64],
+        norms: &mut [f32],
+        rows: &mut [u8],
+    ) -> Result<(), String> {
         let l = self.layout;
         let rb = l.row_bytes();
         for h in &mut self.handles {
@@ -248,12 +283,11 @@ impl ChunkReader {
         if h_ids.len() != l.cap * 8 || h_vecs.len() != l.cap * rb {
             return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
         }
-        self.ids.resize(used, 0);
         h_ids
-            .read(0, bytemuck::cast_slice_mut(&mut self.ids))
+            .read(0, bytemuck::cast_slice_mut(ids))
             .map_err(|e| e.msg)?;
         if cfg!(target_endian = "big") {
-            for x in &mut self.ids {
+            for x in ids.iter_mut() {
                 *x = i64::from_le(*x);
             }
         }
@@ -261,59 +295,69 @@ impl ChunkReader {
             if h.len() != l.cap * 4 {
                 return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
             }
-            self.norms.resize(used, 0.0);
-            h.read(0, bytemuck::cast_slice_mut(&mut self.norms))
+            h.read(0, bytemuck::cast_slice_mut(norms))
                 .map_err(|e| e.msg)?;
             if cfg!(target_endian = "big") {
-                for x in &mut self.norms {
+                for x in norms.iter_mut() {
                     *x = f32::from_bits(u32::from_le(x.to_bits()));
                 }
             }
-        } else {
-            self.norms.clear();
         }
-        self.data.resize((used * rb).div_ceil(8), 0);
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.data);
-        h_vecs.read(0, &mut bytes[..used * rb]).map_err(|e| e.msg)?;
-        Ok(Block {
-            ids: &self.ids,
-            rows: &bytemuck::cast_slice::<u64, u8>(&self.data)[..used * rb],
-            norms: &self.norms,
-        })
+        h_vecs.read(0, rows).map_err(|e| e.msg)?;
+        Ok(())
     }
 }
 
-/// Loads every chunk into a new cache.
-///
-/// # Safety
-/// `db` is an open connection.
-pub unsafe fn load_cache(
-    db: *mut sys::sqlite3,
+/// Reads chunk `c` (`used` rows) into a cache chunk and appends it. The
+/// buffers of `recycled` (a stale cache's chunk) are reused when given:
+/// fresh memory costs a page fault per 4 KiB on first touch, which is most
+/// of the time of a load into new buffers.
+pub fn load_chunk(
+    r: &mut ChunkReader,
     n: &Names,
-    layout: Layout,
-    rows: usize,
-    token: i64,
-) -> Result<Cache, String> {
-    let mut cache = Cache::new(layout, token);
-    if rows == 0 {
-        return Ok(cache);
+    cache: &mut Cache,
+    c: usize,
+    used: usize,
+    recycled: Option<Recycled>,
+) -> Result<(), String> {
+    let l = cache.layout;
+    let rb = l.row_bytes();
+    let mut ch = recycled.map_or_else(CChunk::default, |r| r.0);
+    ch.ids.resize(used, 0);
+    ch.norms.resize(if l.norms { used } else { 0 }, 0.0);
+    ch.data.resize((used * rb).div_ceil(8), 0);
+    {
+        let CChunk { ids, norms, data } = &mut ch;
+        r.read_into(
+            n,
+            c as i64,
+            ids,
+            norms,
+            &mut bytemuck::cast_slice_mut::<u64, u8>(data)[..used * rb],
+        )?;
     }
-    // SAFETY: caller guarantees db.
-    let mut r = unsafe { ChunkReader::new(db, n, layout, 0) }?;
-    let rb = layout.row_bytes();
-    for c in 0..layout.chunks(rows) {
-        let used = layout.used(c, rows);
-        let b = r.read(n, c as i64, used)?;
-        let mut data = vec![0u64; (used * rb).div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut data)[..used * rb].copy_from_slice(b.rows);
-        cache.chunks.push(CChunk {
-            ids: b.ids.to_vec(),
-            norms: b.norms.to_vec(),
-            data,
-        });
+    cache.chunks.push(ch);
+    cache.rows += used;
+    Ok(())
+}
+
+/// A chunk's buffers taken from a stale cache, for reuse.
+pub struct Recycled(CChunk);
+
+impl Cache {
+    /// Takes the cache apart into reusable chunk buffers.
+    pub fn recycle(self) -> Vec<Recycled> {
+        self.chunks.into_iter().map(Recycled).collect()
     }
-    cache.rows = rows;
-    Ok(cache)
+    /// The block of cached chunk `c`.
+    pub fn block(&self, c: usize) -> Block<'_> {
+        let ch = &self.chunks[c];
+        Block {
+            ids: &ch.ids,
+            rows: &ch.rows()[..ch.ids.len() * self.layout.row_bytes()],
+            norms: &ch.norms,
+        }
+    }
 }
 
 pub fn corrupt(n: &Names, what: &str) -> String {

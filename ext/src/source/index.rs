@@ -109,6 +109,8 @@ pub struct Index {
     state_stmt: Option<Stmt>,
     stats: Arc<TableStats>,
     conn: Arc<ConnState>,
+    /// Flat scans run on this connection (the first one streams).
+    scans: u64,
 }
 
 impl Index {
@@ -146,6 +148,7 @@ impl Index {
             state_stmt: None,
             stats,
             conn: Arc::clone(conn),
+            scans: 0,
         }
     }
 
@@ -589,14 +592,47 @@ impl Index {
         let metric = req.metric;
         let threads = resolve_threads(req.threads);
         if self.cache_enabled() {
+            if !self.cache_valid(s) && self.cache.is_none() && self.scans == 0 {
+                // The first query of a connection streams: a connection used
+                // once never pays for the cache (filling it means first
+                // touches of fresh memory, several times the cost of the
+                // scan); the next query fills it.
+                self.scans += 1;
+                self.stats.cache_used.store(false, Ordering::Relaxed);
+                return self.stream_flat(s, req, admit, outs);
+            }
+            self.scans += 1;
             if !self.cache_valid(s) {
-                self.cache = None;
-                // SAFETY: db is the connection owning this table.
-                let c = unsafe {
-                    flat::load_cache(self.db, &self.names, self.layout, s.rows, s.token)
-                }?;
-                self.cache = Some(c);
+                // Load and score in one pass: each chunk is read once,
+                // straight into its cache buffers (reusing a stale cache's),
+                // and scored while hot.
+                let mut pool = self.cache.take().map(Cache::recycle).unwrap_or_default();
+                pool.reverse();
+                let mut cache = Cache::new(self.layout, s.token);
+                if s.rows > 0 {
+                    // SAFETY: db is the connection owning this table.
+                    let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+                    let mut buf = Vec::new();
+                    for c in 0..self.layout.chunks(s.rows) {
+                        let used = self.layout.used(c, s.rows);
+                        flat::load_chunk(&mut r, &self.names, &mut cache, c, used, pool.pop())?;
+                        let b = cache.block(c);
+                        score::scan_block(
+                            &self.kern,
+                            metric,
+                            req.queries,
+                            b,
+                            admit,
+                            outs,
+                            &mut buf,
+                        )?;
+                    }
+                }
+                self.cache = Some(cache);
                 self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
+                self.stats.cache_used.store(true, Ordering::Relaxed);
+                self.set_cache_stats();
+                return Ok(());
             }
             self.stats.cache_used.store(true, Ordering::Relaxed);
             self.set_cache_stats();
@@ -615,20 +651,38 @@ impl Index {
             self.cache = None;
             self.set_cache_stats();
             self.stats.cache_used.store(false, Ordering::Relaxed);
-            if s.rows == 0 {
-                return Ok(());
-            }
-            // Streamed: one chunk in memory at a time.
-            // SAFETY: db is the connection owning this table.
-            let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
-            let mut buf = Vec::new();
-            for c in 0..self.layout.chunks(s.rows) {
-                let used = self.layout.used(c, s.rows);
-                let b = r.read(&self.names, c as i64, used)?;
-                score::scan_block(&self.kern, metric, req.queries, b, admit, outs, &mut buf)?;
-            }
-            Ok(())
+            self.stream_flat(s, req, admit, outs)
         }
+    }
+
+    /// Scans the chunks one at a time through one reused buffer.
+    fn stream_flat(
+        &mut self,
+        s: &State,
+        req: &Request<'_>,
+        admit: &Admit<'_>,
+        outs: &mut [Collector],
+    ) -> Result<(), String> {
+        if s.rows == 0 {
+            return Ok(());
+        }
+        // SAFETY: db is the connection owning this table.
+        let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+        let mut buf = Vec::new();
+        for c in 0..self.layout.chunks(s.rows) {
+            let used = self.layout.used(c, s.rows);
+            let b = r.read(&self.names, c as i64, used)?;
+            score::scan_block(
+                &self.kern,
+                req.metric,
+                req.queries,
+                b,
+                admit,
+                outs,
+                &mut buf,
+            )?;
+        }
+        Ok(())
     }
 
     /// Scores rows read from the base table (pending changes, small rowid

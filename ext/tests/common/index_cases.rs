@@ -590,6 +590,9 @@ pub fn index_commands_and_info(d: Driver) {
     assert_eq!(j["rows"], 90);
     let q = rng.vec_f32(dim);
     check_knn(&*a, "ann", Metric::Cosine, &q, 4, &model, "after optimize");
+    // The first query of a connection streams; the second fills the cache.
+    assert_eq!(info(&*a)["cache_bytes"], 0);
+    check_knn(&*a, "ann", Metric::Cosine, &q, 4, &model, "cache filled");
     let j = info(&*a);
     let cache = j["cache_bytes"].as_u64().unwrap();
     assert!(

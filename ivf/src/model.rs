@@ -547,6 +547,36 @@ impl IvfModel {
             &mut aux
         };
         let work = |xs: &[f32], raw: &[f32], ls: &[u32], cs: &mut [u8], ax: &mut [f32]| {
+            if let Some(pq) = &self.pq {
+                // PQ: residuals of up to 4096 rows, then one assignment pass
+                // per sub-space (codebook hot in L1, one dispatch per pass).
+                const ROWS: usize = 4096;
+                let mut r = Vec::with_capacity(ROWS.min(ls.len()) * dim);
+                let mut rh = vec![0f32; dim];
+                for (b, lb) in ls.chunks(ROWS).enumerate() {
+                    let i0 = b * ROWS;
+                    r.clear();
+                    r.extend_from_slice(&xs[i0 * dim..(i0 + lb.len()) * dim]);
+                    for (ri, &l) in r.chunks_exact_mut(dim).zip(lb) {
+                        for (v, c) in ri.iter_mut().zip(self.centroid(l)) {
+                            *v -= c;
+                        }
+                    }
+                    let cb = &mut cs[i0 * pq.m..(i0 + lb.len()) * pq.m];
+                    pq.encode_many(&r, cb);
+                    if self.metric() == Metric::L2 {
+                        for (i, &l) in lb.iter().enumerate() {
+                            pq.decode(&cb[i * pq.m..(i + 1) * pq.m], &mut rh);
+                            ax[i0 + i] = rh
+                                .iter()
+                                .zip(self.centroid(l))
+                                .map(|(&rv, &ci)| rv * rv + 2.0 * ci * rv)
+                                .sum();
+                        }
+                    }
+                }
+                return;
+            }
             for i in 0..ls.len() {
                 self.encode_one(
                     &xs[i * dim..(i + 1) * dim],
@@ -610,20 +640,7 @@ impl IvfModel {
                     aux[1] = t;
                 }
             }
-            QuantizerKind::Pq => {
-                let pq = self.pq.as_ref().expect("PQ model has codebooks");
-                let r: Vec<f32> = x.iter().zip(c).map(|(a, b)| a - b).collect();
-                pq.encode(&r, code);
-                if l2 {
-                    let mut rh = vec![0f32; self.dim()];
-                    pq.decode(code, &mut rh);
-                    aux[0] = rh
-                        .iter()
-                        .zip(c)
-                        .map(|(&rv, &ci)| rv * rv + 2.0 * ci * rv)
-                        .sum();
-                }
-            }
+            QuantizerKind::Pq => unreachable!("PQ is encoded in batches"),
         }
     }
 

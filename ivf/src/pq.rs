@@ -145,9 +145,32 @@ impl Pq {
         Ok(Pq::from_codebooks(dim, m, codebooks))
     }
 
-    /// Encode `x` (`dim`) into `code` (`m` bytes).
-    pub(crate) fn encode(&self, x: &[f32], code: &mut [u8]) {
-        pq_encode(self, x, code)
+    /// Encode the rows of `xs` (`n × dim`) into `codes` (`n × m`, row-major):
+    /// one assignment pass per sub-space over all rows.
+    pub(crate) fn encode_many(&self, xs: &[f32], codes: &mut [u8]) {
+        let n = xs.len() / self.dim;
+        let (m, dsub) = (self.m, self.dsub);
+        let mut sub = vec![0f32; n * dsub];
+        let mut labels = vec![0u32; n];
+        let mut scores = vec![0f32; n];
+        for j in 0..m {
+            for (x, out) in xs.chunks_exact(self.dim).zip(sub.chunks_exact_mut(dsub)) {
+                self.sub(x, j, out);
+            }
+            assign_small(
+                &sub,
+                dsub,
+                &self.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB],
+                KSUB,
+                &self.cnorm[j * KSUB..(j + 1) * KSUB],
+                true,
+                &mut labels,
+                &mut scores,
+            );
+            for (i, &l) in labels.iter().enumerate() {
+                codes[i * m + j] = l as u8;
+            }
+        }
     }
 
     /// Reconstruct the residual of `code` into `out` (`dim`).
@@ -164,28 +187,6 @@ impl Pq {
     /// `lut[j*KSUB + c] = coef · (q_j · cb_j[c])`.
     pub(crate) fn ip_lut(&self, q: &[f32], coef: f32, lut: &mut [f32]) {
         pq_ip_lut(self, q, coef, lut)
-    }
-}
-
-/// Encode: per sub-space, the nearest of the 256 codewords (the same
-/// register-chunked scoring as the small-dimension k-means assignment).
-fn pq_encode(pq: &Pq, x: &[f32], code: &mut [u8]) {
-    let (m, dsub) = (pq.m, pq.dsub);
-    let mut s = vec![0f32; dsub];
-    let (mut l, mut sc) = ([0u32], [0f32]);
-    for (j, cj) in code.iter_mut().enumerate().take(m) {
-        pq.sub(x, j, &mut s);
-        assign_small(
-            &s,
-            dsub,
-            &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB],
-            KSUB,
-            &pq.cnorm[j * KSUB..(j + 1) * KSUB],
-            true,
-            &mut l,
-            &mut sc,
-        );
-        *cj = l[0] as u8;
     }
 }
 

@@ -1,32 +1,45 @@
-"""Exact top-10 cosine search over 100k x 768 f32: pocketvec vs sqlite-vec.
+"""Exact top-10 cosine search: pocketvec against sqlite-vec, numpy and faiss.
 
-Both extensions run in the same process, single-threaded, on the same
-vectors (clustered synthetic data, fixed seed), with the same queries
-(distinct, not in the data) and the same PRAGMAs. Each database is built
-once and cached under .cache/bench_exact/.
+Default: 100k x 768 f32 (clustered synthetic vectors, fixed seed), 15
+distinct query vectors that are not in the data, single-threaded
+everywhere (numpy's BLAS and faiss pinned to one thread), every answer
+checked against numpy's exact top-10. Databases are built once and cached
+under .cache/bench_exact/.
 
-  pocketvec:  the seed virtual table over a plain base table,
-              SELECT pocketvec_set_q(?); SELECT rowid, distance FROM ann
-              ORDER BY distance LIMIT 10
+  pocketvec:  a base table docs(id INTEGER PRIMARY KEY, vec BLOB) and
+              CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim=768)
+              (the default flat index: vectors in contiguous chunks in
+              shadow tables, a per-connection RAM cache);
+              SELECT rowid, distance FROM ann WHERE query = ? AND k = 10
   sqlite-vec: vec0(embedding float[768] distance_metric=cosine),
               WHERE embedding MATCH ? AND k = 10
+  numpy:      X @ q / norms + argpartition, X already in memory
+  faiss:      IndexFlatIP over normalised X, omp_set_num_threads(1)
 
-Reported: medians of warm queries (after one warm-up query on the same
-connection) and of cold queries (the first query on a freshly opened
-connection; the OS file cache stays warm), for SQLite's default PRAGMAs and
-with PRAGMA mmap_size = 1 GiB for both. Each answer is checked against
-numpy's exact top-10.
+Reported, for SQLite's default PRAGMAs and then PRAGMA mmap_size = 1 GiB
+for both engines (medians):
+  cold  - the first query on a freshly opened connection (OS file cache warm);
+  fill  - pocketvec's second query on that connection, which fills the RAM
+          cache while it scans (the first one streams chunk by chunk);
+  warm  - later queries;
+  and, pocketvec only: the scan with the cache off (streamed), a batch of
+  16 queries in one pass (per query), and threads = 2 (reported apart from
+  the single-threaded figures).
+The memory-read bound is the bytes scanned over the read bandwidth measured
+in the same run (numpy's max over the same 307 MB array: one pass, no
+arithmetic to speak of).
 
-A breakdown then shows where pocketvec's scan time goes: walking the base
-table's pages (count(*)), reading every vector (sum(length(vec))), the
-scan itself, and numpy computing the same distances from memory; `perf
-record` on the scan (see docs/readme/ext.md) splits it further.
+Bulk insert: the 100k vectors inserted in one transaction into an empty
+base table that already has its pocketvec table, timed until the index has
+caught up (the first query applies the change log), against inserting the
+same vectors into an empty vec0 table.
 
 Usage: .venv/bin/python benches/python/bench_exact.py [--ext PATH]
-       [--n 100000] [--dim 768] [--queries 15] [--cold 5]
+       [--n 100000] [--dim 768] [--queries 15] [--cold 5] [--no-bulk]
 """
 
 import argparse
+import json
 import os
 
 # Single-threaded everywhere, numpy's BLAS included.
@@ -43,6 +56,7 @@ import numpy as np
 import sqlite_vec
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+MMAP = "PRAGMA mmap_size = 1073741824"
 
 
 def make_data(n, dim, n_queries, seed=42):
@@ -74,9 +88,13 @@ def connect(path, ext, pragmas):
     return con
 
 
+def insert_docs(con, x, start=1):
+    con.executemany("INSERT INTO docs VALUES(?, ?)", ((start + i, v.tobytes()) for i, v in enumerate(x)))
+
+
 def build(cache, x, ext):
     cache.mkdir(parents=True, exist_ok=True)
-    tag = f"n{len(x)}-d{x.shape[1]}-seed42"
+    tag = f"n{len(x)}-d{x.shape[1]}-seed42-v2"
     pv, sv = cache / f"pocketvec-{tag}.db", cache / f"sqlitevec-{tag}.db"
     if not (cache / f"{tag}.done").exists():
         for p in (pv, sv):
@@ -85,11 +103,13 @@ def build(cache, x, ext):
         con = connect(str(pv), ext, [])
         con.execute("BEGIN")
         con.execute("CREATE TABLE docs(id INTEGER PRIMARY KEY, vec BLOB NOT NULL)")
-        con.executemany("INSERT INTO docs VALUES(?, ?)", ((i + 1, v.tobytes()) for i, v in enumerate(x)))
-        con.execute(f"CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim={x.shape[1]})")
+        insert_docs(con, x)
         con.execute("COMMIT")
+        t1 = time.perf_counter()
+        con.execute(f"CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim={x.shape[1]})")
+        con.execute(f"CREATE VIRTUAL TABLE ann_none USING pocketvec(base_table=docs, dim={x.shape[1]}, index=none)")
         con.close()
-        print(f"built {pv.name} in {time.perf_counter() - t:.1f} s")
+        print(f"built {pv.name}: base table {t1 - t:.1f} s, index from existing rows {time.perf_counter() - t1:.1f} s")
         t = time.perf_counter()
         con = connect(str(sv), ext, [])
         con.execute("BEGIN")
@@ -102,9 +122,8 @@ def build(cache, x, ext):
     return str(pv), str(sv)
 
 
-def q_pocketvec(con, q):
-    con.execute("SELECT pocketvec_set_q(?)", (q.tobytes(),))
-    return con.execute("SELECT rowid, distance FROM ann ORDER BY distance LIMIT 10").fetchall()
+def q_pocketvec(con, q, table="ann", extra=""):
+    return con.execute(f"SELECT rowid, distance FROM {table} WHERE query = ? AND k = 10{extra}", (q.tobytes(),)).fetchall()
 
 
 def q_sqlitevec(con, q):
@@ -124,69 +143,145 @@ def check(rows, want, name):
         assert sorted(got) == sorted(want), f"{name}: got {got}, numpy {want}"
 
 
-def run_config(label, pragmas, pv, sv, ext, queries, wants, n_cold):
-    """Alternates the two engines query by query, so load on the machine
-    hits both alike."""
-    engines = (("pocketvec", pv, q_pocketvec), ("sqlite-vec", sv, q_sqlitevec))
-    cold = {name: [] for name, _, _ in engines}
-    for i in range(n_cold):
-        for name, path, f in engines:
-            con = connect(path, ext, pragmas)
-            dt, rows = timed(f, con, queries[i % len(queries)])
-            check(rows, wants[i % len(queries)], name)
-            cold[name].append(dt)
-            con.close()
-    cons = {name: connect(path, ext, pragmas) for name, path, _ in engines}
-    for name, _, f in engines:
-        f(cons[name], queries[0])  # warm-up
-    warm = {name: [] for name, _, _ in engines}
-    for q, want in zip(queries, wants):
-        for name, _, f in engines:
-            dt, rows = timed(f, cons[name], q)
-            check(rows, want, name)
-            warm[name].append(dt)
-    for c in cons.values():
-        c.close()
-    out = {name: (statistics.median(cold[name]), statistics.median(warm[name])) for name, _, _ in engines}
-    pc, pw = out["pocketvec"]
-    sc, sw = out["sqlite-vec"]
-    print(f"\n[{label}]")
-    print(f"  {'':12} {'cold ms':>9} {'warm ms':>9}")
-    print(f"  {'pocketvec':12} {pc * 1e3:9.1f} {pw * 1e3:9.1f}")
-    print(f"  {'sqlite-vec':12} {sc * 1e3:9.1f} {sw * 1e3:9.1f}")
-    print(f"  speed-up (sqlite-vec time / pocketvec time): cold {sc / pc:.2f}x, warm {sw / pw:.2f}x")
-    return out
+def ms(t):
+    return f"{t * 1e3:8.1f}"
 
 
-def breakdown(label, pragmas, pv, ext, queries, x, xn, rounds=7):
-    """Times the steps of a scan, interleaved round by round."""
-    con = connect(pv, ext, pragmas)
-    q = queries[0]
-    steps = {
-        "walk the base table's pages: SELECT count(*) FROM docs": lambda: con.execute(
-            "SELECT count(*) FROM docs"
-        ).fetchone(),
-        "read every vector: SELECT sum(length(vec)) FROM docs": lambda: con.execute(
-            "SELECT sum(length(vec)) FROM docs"
-        ).fetchone(),
-        "pocketvec exact top-10 (seed form)": lambda: q_pocketvec(con, q),
-        "pocketvec exact top-10 (WHERE query = ? AND k = 10)": lambda: con.execute(
-            "SELECT rowid, distance FROM ann WHERE query = ? AND k = 10", (q.tobytes(),)
-        ).fetchall(),
-        "numpy on the same vectors in memory (X @ q, norms, argpartition)": lambda: numpy_top10(x, xn, q),
-    }
-    for f in steps.values():
-        f()
-    times = {name: [] for name in steps}
+def memory_bound(x, rounds=9):
+    """Read bandwidth over the same array (one pass, max), and the bound."""
+    ts = []
     for _ in range(rounds):
-        for name, f in steps.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    con.close()
-    print(f"\n[where pocketvec's time goes, {label}, warm; medians of {rounds} interleaved rounds]")
-    for name, ts in times.items():
-        print(f"  {statistics.median(ts) * 1e3:8.1f} ms  {name}")
+        t = time.perf_counter()
+        x.max()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def run_config(label, pragmas, pv, sv, ext, queries, wants, n_cold, x, xn, faiss_index):
+    """Alternates the engines query by query, so load on the machine hits
+    all alike."""
+    cold = {"pocketvec": [], "pocketvec fill": [], "sqlite-vec": []}
+    for i in range(n_cold):
+        q, want = queries[i % len(queries)], wants[i % len(queries)]
+        con = connect(pv, ext, pragmas)
+        dt, rows = timed(q_pocketvec, con, q)
+        check(rows, want, "pocketvec cold")
+        cold["pocketvec"].append(dt)
+        q2, want2 = queries[(i + 1) % len(queries)], wants[(i + 1) % len(queries)]
+        dt, rows = timed(q_pocketvec, con, q2)
+        check(rows, want2, "pocketvec fill")
+        cold["pocketvec fill"].append(dt)
+        con.close()
+        con = connect(sv, ext, pragmas)
+        dt, rows = timed(q_sqlitevec, con, q)
+        check(rows, want, "sqlite-vec cold")
+        cold["sqlite-vec"].append(dt)
+        con.close()
+
+    pcon = connect(pv, ext, pragmas)
+    scon = connect(sv, ext, pragmas)
+    ocon = connect(pv, ext, pragmas)  # cache off: streamed
+    ocon.execute("SELECT pocketvec_cache('ann', 0)")
+    for _ in range(2):  # the second query fills the cache
+        q_pocketvec(pcon, queries[0])
+    q_sqlitevec(scon, queries[0])
+    q_pocketvec(ocon, queries[0])
+    qblob = queries[:16].tobytes()
+    nb = min(16, len(queries))
+    warm = {k: [] for k in ("pocketvec", "sqlite-vec", "numpy", "faiss", "pocketvec cache off",
+                            "pocketvec threads=2", "pocketvec batch (per query)", "memory read")}
+    for q, want in zip(queries, wants):
+        dt, rows = timed(q_pocketvec, pcon, q)
+        check(rows, want, "pocketvec")
+        warm["pocketvec"].append(dt)
+        dt, rows = timed(q_sqlitevec, scon, q)
+        check(rows, want, "sqlite-vec")
+        warm["sqlite-vec"].append(dt)
+        dt, ids = timed(numpy_top10, x, xn, q)
+        warm["numpy"].append(dt)
+        qn = (q / np.linalg.norm(q)).reshape(1, -1)
+        dt, (_, fi) = timed(faiss_index.search, qn, 10)
+        check([(int(i) + 1,) for i in fi[0]], want, "faiss")
+        warm["faiss"].append(dt)
+        dt, rows = timed(q_pocketvec, ocon, q)
+        check(rows, want, "pocketvec cache off")
+        warm["pocketvec cache off"].append(dt)
+        dt, rows = timed(q_pocketvec, pcon, q, "ann", " AND threads = 2")
+        check(rows, want, "pocketvec threads=2")
+        warm["pocketvec threads=2"].append(dt)
+        t = time.perf_counter()
+        rows = pcon.execute(
+            "SELECT query_index, rowid FROM ann WHERE queries = ? AND k = 10", (qblob,)
+        ).fetchall()
+        warm["pocketvec batch (per query)"].append((time.perf_counter() - t) / nb)
+        for i in range(nb):
+            check([(r[1],) for r in rows if r[0] == i], wants[i], "batch")
+        warm["memory read"].append(memory_bound(x, 1))
+    info = json.loads(pcon.execute("SELECT pocketvec_info('ann')").fetchone()[0])
+    for c in (pcon, scon, ocon):
+        c.close()
+    med = {k: statistics.median(v) for k, v in warm.items()}
+    cmed = {k: statistics.median(v) for k, v in cold.items()}
+    bound = med["memory read"]
+    sv_w, sv_c = med["sqlite-vec"], cmed["sqlite-vec"]
+    print(f"\n[{label}] medians, ms; speed-up = other time / pocketvec time")
+    print(f"  cold (first query after open):  pocketvec {ms(cmed['pocketvec'])}   sqlite-vec {ms(sv_c)}"
+          f"   -> {sv_c / cmed['pocketvec']:.2f}x")
+    print(f"  second query (fills the cache): pocketvec {ms(cmed['pocketvec fill'])}")
+    print(f"  warm:")
+    for k in ("pocketvec", "sqlite-vec", "numpy", "faiss", "pocketvec cache off", "pocketvec batch (per query)",
+              "pocketvec threads=2"):
+        extra = "" if k == "pocketvec" else f"   pocketvec is {med[k] / med['pocketvec']:.2f}x faster"
+        if k.startswith("pocketvec "):
+            extra = f"   ({sv_w / med[k]:.1f}x sqlite-vec)"
+        print(f"    {k:30} {ms(med[k])}{extra}")
+    print(f"    {'memory-read bound':30} {ms(bound)}   ({x.nbytes / bound / 1e9:.1f} GB/s over {x.nbytes / 1e6:.0f} MB;"
+          f" pocketvec at {bound / med['pocketvec']:.2f}x the bound)")
+    print(f"  cache: {info['cache_bytes'] / 1e6:.1f} MB for {info['vector_bytes'] / 1e6:.1f} MB of vectors "
+          f"({info['cache_bytes'] / info['chunk_bytes']:.3f}x the stored chunk bytes, "
+          f"{info['cache_bytes'] / info['vector_bytes']:.3f}x the vector bytes)")
+    return med, cmed
+
+
+def bulk_insert(ext, x, queries, wants, workdir):
+    """100k vectors in one transaction, until the index has caught up."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    dim = x.shape[1]
+    res = {}
+    for name, setup, load, catch_up in (
+        ("pocketvec flat", f"CREATE TABLE docs(id INTEGER PRIMARY KEY, vec BLOB NOT NULL);"
+                           f"CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim={dim});",
+         lambda con: insert_docs(con, x), lambda con: q_pocketvec(con, queries[0])),
+        ("base table only", "CREATE TABLE docs(id INTEGER PRIMARY KEY, vec BLOB NOT NULL);",
+         lambda con: insert_docs(con, x), None),
+        ("sqlite-vec", f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{dim}] distance_metric=cosine);",
+         lambda con: con.executemany("INSERT INTO v(rowid, embedding) VALUES(?, ?)",
+                                     ((i + 1, v.tobytes()) for i, v in enumerate(x))),
+         lambda con: q_sqlitevec(con, queries[0])),
+    ):
+        path = workdir / "bulk.db"
+        for suffix in ("", "-journal", "-wal"):
+            pathlib.Path(str(path) + suffix).unlink(missing_ok=True)
+        con = connect(str(path), ext, [])
+        con.executescript(setup)
+        t = time.perf_counter()
+        con.execute("BEGIN")
+        load(con)
+        con.execute("COMMIT")
+        t_ins = time.perf_counter() - t
+        if catch_up:
+            rows = catch_up(con)
+            check(rows, wants[0], name)
+        t_all = time.perf_counter() - t
+        con.close()
+        res[name] = (t_ins, t_all)
+        path.unlink()
+    print(f"\n[bulk insert of {len(x)} x {dim} f32 in one transaction, then the first query]")
+    for name, (ti, ta) in res.items():
+        print(f"  {name:16} insert {ti:6.2f} s, caught up after {ta:6.2f} s = {len(x) / ta:8.0f} rows/s")
+    pv, sv = res["pocketvec flat"][1], res["sqlite-vec"][1]
+    print(f"  pocketvec flat / sqlite-vec rate: {sv / pv:.2f}x")
+    return res
 
 
 def main():
@@ -196,13 +291,16 @@ def main():
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--queries", type=int, default=15)
     ap.add_argument("--cold", type=int, default=5)
+    ap.add_argument("--no-bulk", action="store_true")
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "bench_exact"))
     a = ap.parse_args()
     if not os.path.exists(a.ext):
         sys.exit(f"{a.ext} not found: run cargo build --release -p pocketvec")
+    import faiss
 
+    faiss.omp_set_num_threads(1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}; python sqlite3 {sqlite3.sqlite_version}")
+          f"load average {os.getloadavg()[0]:.2f}; python sqlite3 {sqlite3.sqlite_version}; faiss {faiss.__version__}")
     x, queries = make_data(a.n, a.dim, a.queries)
     pv, sv = build(pathlib.Path(a.cache), x, a.ext)
     con = connect(":memory:", a.ext, [])
@@ -211,12 +309,13 @@ def main():
     con.close()
     xn = np.linalg.norm(x, axis=1)
     wants = [numpy_top10(x, xn, q) for q in queries]
+    index = faiss.IndexFlatIP(a.dim)
+    index.add(x / xn[:, None])
     print(f"\n{a.n} x {a.dim} f32, exact top-10 cosine, {a.queries} queries (warm), {a.cold} cold opens")
-    run_config("default PRAGMAs", [], pv, sv, a.ext, queries, wants, a.cold)
-    run_config("PRAGMA mmap_size = 1073741824 (both)", ["PRAGMA mmap_size = 1073741824"], pv, sv, a.ext, queries,
-               wants, a.cold)
-    breakdown("default PRAGMAs", [], pv, a.ext, queries, x, xn)
-    breakdown("mmap_size = 1 GiB", ["PRAGMA mmap_size = 1073741824"], pv, a.ext, queries, x, xn)
+    run_config("default PRAGMAs", [], pv, sv, a.ext, queries, wants, a.cold, x, xn, index)
+    run_config("PRAGMA mmap_size = 1 GiB (both)", [MMAP], pv, sv, a.ext, queries, wants, a.cold, x, xn, index)
+    if not a.no_bulk:
+        bulk_insert(a.ext, x, queries, wants, pathlib.Path(a.cache) / "bulk")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,19 @@ fuzz_target!(|data: &[u8]| {
     if text.contains('\0') {
         return;
     }
+    // POCKETVEC_FUZZ_SKIP_KNOWN=1 steps around bugs already reported and
+    // kept in fuzz/regressions (so a long run can look for new ones); off
+    // by default, so the regressions fail until the bug is fixed.
+    // Known: options::unquote slices at byte 1 / len-1, panicking when a
+    // key or value starts or ends with a multi-byte character.
+    if std::env::var_os("POCKETVEC_FUZZ_SKIP_KNOWN").is_some()
+        && text.split([',', '=']).any(|p| {
+            let p = p.trim();
+            p.len() >= 2 && (!p.as_bytes()[0].is_ascii() || !p.as_bytes()[p.len() - 1].is_ascii())
+        })
+    {
+        return;
+    }
     let c = open();
     c.execute_batch(
         "CREATE TABLE sentinel(x); INSERT INTO sentinel VALUES (1),(2),(3);

@@ -23,7 +23,11 @@ pub fn open() -> Connection {
                     *mut *mut std::ffi::c_char,
                     *const pocketvec0::sys::sqlite3_api_routines,
                 ) -> std::ffi::c_int,
-                unsafe extern "C" fn(),
+                unsafe extern "C" fn(
+                    *mut rusqlite::ffi::sqlite3,
+                    *mut *mut std::ffi::c_char,
+                    *const rusqlite::ffi::sqlite3_api_routines,
+                ) -> std::ffi::c_int,
             >(pocketvec0::init)))
         };
         assert_eq!(rc, 0, "sqlite3_auto_extension failed");
@@ -63,7 +67,6 @@ pub fn query(c: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Vec<Valu
 pub fn message(e: rusqlite::Error) -> String {
     match e {
         rusqlite::Error::SqliteFailure(_, Some(m)) => m,
-        rusqlite::Error::SqlInputError { msg, .. } => msg,
         e => e.to_string(),
     }
 }

@@ -192,19 +192,26 @@ impl Pq {
 
 multiversion! {
     fn pq_ip_lut(pq: &Pq, q: &[f32], coef: f32, lut: &mut [f32]) {
+        const CH: usize = 64;
         let (m, dsub) = (pq.m, pq.dsub);
         let mut s = vec![0f32; dsub];
         for j in 0..m {
             pq.sub(q, j, &mut s);
-            let acc: &mut [f32; KSUB] = (&mut lut[j * KSUB..(j + 1) * KSUB]).try_into().expect("table");
-            *acc = [0f32; KSUB];
+            for w in s.iter_mut() {
+                *w *= coef;
+            }
             let t = &pq.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB];
-            for (d, &qd) in s.iter().enumerate() {
-                let w = coef * qd;
-                let row: &[f32; KSUB] = t[d * KSUB..(d + 1) * KSUB].try_into().expect("row");
-                for c in 0..KSUB {
-                    acc[c] += w * row[c];
+            // 64 table entries at a time stay in registers across the
+            // sub-space's dimensions.
+            for c0 in (0..KSUB).step_by(CH) {
+                let mut acc = [0f32; CH];
+                for (d, &w) in s.iter().enumerate() {
+                    let row: &[f32; CH] = t[d * KSUB + c0..d * KSUB + c0 + CH].try_into().expect("row");
+                    for c in 0..CH {
+                        acc[c] += w * row[c];
+                    }
                 }
+                lut[j * KSUB + c0..j * KSUB + c0 + CH].copy_from_slice(&acc);
             }
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! | table | role | shadow? |
 //! | --- | --- | --- |
-//! | `X_info(key PRIMARY KEY, value)` | format version, options, row count, the generation token, the IVF model | yes |
+//! | `X_info(key TEXT PRIMARY KEY, value)` | format version, options, row count, the generation token, the IVF model (a rowid table: a lookup of a small key never reads the model's overflow pages) | yes |
 //! | `X_chunks(id INTEGER PRIMARY KEY, rowids, norms, vectors)` | flat storage: fixed-capacity chunks of contiguous rows | yes |
 //! | `X_map(id INTEGER PRIMARY KEY, pos)` | base rowid → position (flat) or list chunk (IVF) | yes |
 //! | `X_lists(id INTEGER PRIMARY KEY, list, data)` | IVF list chunks (`ivf::ListChunk` bytes) | yes |
@@ -69,7 +69,7 @@ impl Names {
 /// DDL of the tables every index has (the log included).
 pub fn create_tables_sql(n: &Names) -> String {
     format!(
-        "CREATE TABLE {info}(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n\
+        "CREATE TABLE {info}(key TEXT PRIMARY KEY, value);\n\
          CREATE TABLE {chunks}(id INTEGER PRIMARY KEY, rowids BLOB NOT NULL, norms BLOB NOT NULL, vectors BLOB NOT NULL);\n\
          CREATE TABLE {map}(id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);\n\
          CREATE TABLE {lists}(id INTEGER PRIMARY KEY, list INTEGER NOT NULL, data BLOB NOT NULL);\n\

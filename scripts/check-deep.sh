@@ -27,12 +27,14 @@ fi
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 ASAN_DIR=${ASAN_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/asan}
 start=$SECONDS
-# --target keeps build scripts and proc macros uninstrumented. Each
+# --target keeps build scripts and proc macros uninstrumented.
+# --export-dynamic: ext's integration tests dlopen the instrumented
+# libpocketvec0.so, which needs the test binary's ASan runtime symbols. Each
 # package's unit and integration tests (doc tests need RUSTDOCFLAGS and add
 # nothing here). ext's artifact test checks the release .so's symbol
 # table, which instrumentation changes (__asan_* imports): skipped here, it
 # runs in make test.
-if RUSTFLAGS="-Zsanitizer=address -Cforce-frame-pointers=yes" \
+if RUSTFLAGS="-Zsanitizer=address -Cforce-frame-pointers=yes -Clink-arg=-Wl,--export-dynamic" \
     ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
     CARGO_TARGET_DIR=$ASAN_DIR CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} \
     cargo +nightly test --target "$HOST" -p kernels -p pocketvec -p pocketvec-capi -p pocketvec-ivf --lib --tests -- \

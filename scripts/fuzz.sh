@@ -80,7 +80,7 @@ for t in "${TARGETS[@]}"; do
     rc=$?
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | sed 's/cov: //')
+    cov=$({ grep -oE 'cov: [0-9]+' "$log" || true; } | tail -n 1 | sed 's/cov: //')
     line=$(printf '%-13s %6s s  %10s execs  %8s exec/s  cov %6s  kept inputs %4s' "$t" "$((SECONDS - start))" \
         "${execs:-?}" "$([ -n "${execs:-}" ] && [ $((SECONDS - start)) -gt 0 ] && echo $((execs / (SECONDS - start))) || echo ?)" \
         "${cov:-?}" "$kept")
@@ -89,7 +89,8 @@ for t in "${TARGETS[@]}"; do
     else
         status=1
         echo "FAIL  $line"
-        grep -E 'panicked|ERROR: AddressSanitizer|ERROR: libFuzzer|SUMMARY|Test unit written|deadly signal' "$log" | head -n 20 | sed 's/^/      /'
+        { grep -E -A1 'panicked|ERROR: AddressSanitizer|ERROR: libFuzzer|Test unit written|Running: ' "$log" || true; } |
+            head -n 20 | sed 's/^/      /'
         echo "      full log: $log"
     fi
     summary+=("$line")

@@ -35,9 +35,9 @@ start=$SECONDS
 # table, which instrumentation changes (__asan_* imports): skipped here, it
 # runs in make test.
 if RUSTFLAGS="-Zsanitizer=address -Cforce-frame-pointers=yes -Clink-arg=-Wl,--export-dynamic" \
-    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 LSAN_OPTIONS=suppressions=$ROOT/tests/reliability/lsan.supp \
     CARGO_TARGET_DIR=$ASAN_DIR CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} \
-    cargo +nightly test --target "$HOST" -p kernels -p pocketvec -p pocketvec-capi -p pocketvec-ivf --lib --tests -- \
+    cargo +nightly test --target "$HOST" -p kernels -p pocketvec -p pocketvec-capi -p pocketvec-ivf --lib --tests --no-fail-fast -- \
     --skip artifact >"$ASAN_DIR.log" 2>&1; then
     echo "PASS  Rust tests under ASan ($((SECONDS - start)) s): $(grep -E '^test result' "$ASAN_DIR.log" |
         awk '{p += $4; f += $6} END {print p " passed, " f " failed in " NR " test binaries"}')"

@@ -18,18 +18,44 @@ fn lib() -> &'static Library {
     static LIB: OnceLock<Library> = OnceLock::new();
     LIB.get_or_init(|| {
         let path = std::env::var("POCKETVEC_CAPI_SO").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libpocketvec.so").to_string()
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/release/libpocketvec.so"
+            )
+            .to_string()
         });
         // SAFETY: loading pocketvec's own C library; its initialisers only
         // set up Rust's runtime.
-        unsafe { Library::new(&path) }.unwrap_or_else(|e| panic!("load {path} (set POCKETVEC_CAPI_SO): {e}"))
+        unsafe { Library::new(&path) }
+            .unwrap_or_else(|e| panic!("load {path} (set POCKETVEC_CAPI_SO): {e}"))
     })
 }
 
 type Pair = unsafe extern "C" fn(*const f32, usize, *const f32, usize, *mut f32) -> i32;
-type Dists = unsafe extern "C" fn(i32, *const f32, usize, *const f32, usize, *const f32, usize, *mut f32, usize) -> i32;
+type Dists = unsafe extern "C" fn(
+    i32,
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+) -> i32;
 type TopK = unsafe extern "C" fn(
-    i32, *const f32, usize, *const f32, usize, *const i64, usize, usize, *mut i64, *mut f32, usize, *mut usize,
+    i32,
+    *const f32,
+    usize,
+    *const f32,
+    usize,
+    *const i64,
+    usize,
+    usize,
+    *mut i64,
+    *mut f32,
+    usize,
+    *mut usize,
 ) -> i32;
 type ToF16 = unsafe extern "C" fn(*const f32, usize, *mut u16, usize) -> i32;
 type Quant = unsafe extern "C" fn(*const f32, usize, *mut i8, usize, *mut f32) -> i32;
@@ -65,7 +91,11 @@ fuzz_target!(|c: Case| {
     for (i, x) in vals.iter().enumerate() {
         bytes[shift + i * 4..shift + i * 4 + 4].copy_from_slice(&x.to_le_bytes());
     }
-    let base = if c.null_mask & 1 != 0 { std::ptr::null() } else { bytes[shift..].as_ptr() as *const f32 };
+    let base = if c.null_mask & 1 != 0 {
+        std::ptr::null()
+    } else {
+        bytes[shift..].as_ptr() as *const f32
+    };
     let n = vals.len();
     let lf = |i: usize| -> usize {
         match c.len_fuzz[i] {
@@ -90,15 +120,27 @@ fuzz_target!(|c: Case| {
             for (i, (name, m, _)) in names.iter().enumerate() {
                 let f: Symbol<Pair> = sym(name);
                 let mut out = f32::NAN;
-                let (pa, la) = if c.null_mask & 2 != 0 { (std::ptr::null(), lf(0)) } else { (a.as_ptr(), a.len()) };
-                let (pb, lb) = if c.null_mask & 4 != 0 { (b.as_ptr(), lf(1)) } else { (b.as_ptr(), b.len()) };
+                let (pa, la) = if c.null_mask & 2 != 0 {
+                    (std::ptr::null(), lf(0))
+                } else {
+                    (a.as_ptr(), a.len())
+                };
+                let (pb, lb) = if c.null_mask & 4 != 0 {
+                    (b.as_ptr(), lf(1))
+                } else {
+                    (b.as_ptr(), b.len())
+                };
                 let lb = lb.min(b.len()); // never claim more than the buffer holds
                 let la = if pa.is_null() { la } else { la.min(a.len()) };
                 // SAFETY: lengths never exceed the buffers (or the pointer is NULL).
                 let s = unsafe { f(pa, la, pb, lb, &mut out) };
                 assert!(valid(s), "status {s}");
                 // finite values, equal non-zero lengths, aligned non-NULL pointers: must succeed
-                assert_eq!(s == 0, !pa.is_null() && la == lb && la > 0, "status {s} for lengths {la}/{lb}");
+                assert_eq!(
+                    s == 0,
+                    !pa.is_null() && la == lb && la > 0,
+                    "status {s} for lengths {la}/{lb}"
+                );
                 if s == 0 {
                     let (a, b) = (&a[..la], &b[..lb]);
                     let want = match i {
@@ -107,8 +149,17 @@ fuzz_target!(|c: Case| {
                         4 => distance(Metric::L2, a, b).powi(2),
                         _ => distance(*m, a, b),
                     };
-                    let eps = tolerance(*m, a, b) * if i == 4 { 4.0 * (1.0 + want.sqrt()) } else { 1.0 };
-                    assert!((f64::from(out) - want).abs() <= eps, "{} {out} vs {want}", String::from_utf8_lossy(name));
+                    let eps = tolerance(*m, a, b)
+                        * if i == 4 {
+                            4.0 * (1.0 + want.sqrt())
+                        } else {
+                            1.0
+                        };
+                    assert!(
+                        (f64::from(out) - want).abs() <= eps,
+                        "{} {out} vs {want}",
+                        String::from_utf8_lossy(name)
+                    );
                 } else {
                     assert!(out.is_nan(), "output written on failure");
                 }
@@ -118,24 +169,51 @@ fuzz_target!(|c: Case| {
             // one-to-many distances / top-k over a block of rows
             let rows = n / dim;
             let q = &vals[..dim.min(n)];
-            let block_len = if c.null_mask & 8 != 0 { lf(2) } else { rows * dim };
+            let block_len = if c.null_mask & 8 != 0 {
+                lf(2)
+            } else {
+                rows * dim
+            };
             let block_len = block_len.min(n.saturating_sub(0));
             let mut out = vec![f32::NAN; rows + 1];
-            let out_len = if c.null_mask & 16 != 0 { lf(3).min(out.len()) } else { rows };
+            let out_len = if c.null_mask & 16 != 0 {
+                lf(3).min(out.len())
+            } else {
+                rows
+            };
             if c.op % 5 == 1 {
                 let f: Symbol<Dists> = sym(b"pocketvec_distances_f32");
                 // SAFETY: every length is within its buffer.
                 let s = unsafe {
-                    f(c.metric, q.as_ptr(), q.len(), base, block_len.min(n), std::ptr::null(), 0, out.as_mut_ptr(), out_len)
+                    f(
+                        c.metric,
+                        q.as_ptr(),
+                        q.len(),
+                        base,
+                        block_len.min(n),
+                        std::ptr::null(),
+                        0,
+                        out.as_mut_ptr(),
+                        out_len,
+                    )
                 };
                 assert!(valid(s), "status {s}");
                 if s == 0 {
-                    let m = match c.metric { 0 => Metric::Cosine, 1 => Metric::L2, 2 => Metric::Dot, x => panic!("metric {x} accepted") };
+                    let m = match c.metric {
+                        0 => Metric::Cosine,
+                        1 => Metric::L2,
+                        2 => Metric::Dot,
+                        x => panic!("metric {x} accepted"),
+                    };
                     assert_eq!(block_len % q.len(), 0);
                     for r in 0..block_len / q.len() {
                         let row = &vals[r * q.len()..(r + 1) * q.len()];
                         let want = distance(m, q, row);
-                        assert!((f64::from(out[r]) - want).abs() <= tolerance(m, q, row), "row {r}: {} vs {want}", out[r]);
+                        assert!(
+                            (f64::from(out[r]) - want).abs() <= tolerance(m, q, row),
+                            "row {r}: {} vs {want}",
+                            out[r]
+                        );
                     }
                 } else {
                     assert!(out.iter().all(|x| x.is_nan()), "output written on failure");
@@ -149,16 +227,36 @@ fuzz_target!(|c: Case| {
                 // SAFETY: every length is within its buffer.
                 let s = unsafe {
                     f(
-                        c.metric, q.as_ptr(), q.len(), base, block_len.min(n), ids.as_ptr(), ids.len(), k,
-                        out_ids.as_mut_ptr(), out.as_mut_ptr(), out_len.min(k + 1).min(out.len()), &mut count,
+                        c.metric,
+                        q.as_ptr(),
+                        q.len(),
+                        base,
+                        block_len.min(n),
+                        ids.as_ptr(),
+                        ids.len(),
+                        k,
+                        out_ids.as_mut_ptr(),
+                        out.as_mut_ptr(),
+                        out_len.min(k + 1).min(out.len()),
+                        &mut count,
                     )
                 };
                 assert!(valid(s), "status {s}");
                 if s == 0 {
-                    let m = match c.metric { 0 => Metric::Cosine, 1 => Metric::L2, 2 => Metric::Dot, x => panic!("metric {x} accepted") };
+                    let m = match c.metric {
+                        0 => Metric::Cosine,
+                        1 => Metric::L2,
+                        2 => Metric::Dot,
+                        x => panic!("metric {x} accepted"),
+                    };
                     let nrows = block_len / q.len();
                     let mut all: Vec<(i64, f64)> = (0..nrows)
-                        .map(|r| (ids[r], distance(m, q, &vals[r * q.len()..(r + 1) * q.len()])))
+                        .map(|r| {
+                            (
+                                ids[r],
+                                distance(m, q, &vals[r * q.len()..(r + 1) * q.len()]),
+                            )
+                        })
                         .collect();
                     all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                     all.truncate(k);
@@ -166,14 +264,21 @@ fuzz_target!(|c: Case| {
                     let eps = (0..nrows)
                         .map(|r| tolerance(m, q, &vals[r * q.len()..(r + 1) * q.len()]))
                         .fold(1e-6, f64::max);
-                    let got: Vec<(i64, f64)> = (0..count).map(|i| (out_ids[i], f64::from(out[i]))).collect();
+                    let got: Vec<(i64, f64)> = (0..count)
+                        .map(|i| (out_ids[i], f64::from(out[i])))
+                        .collect();
                     let reference = |id: i64| {
-                        ids.iter().position(|&x| x == id).filter(|&r| r < nrows)
+                        ids.iter()
+                            .position(|&x| x == id)
+                            .filter(|&r| r < nrows)
                             .map(|r| distance(m, q, &vals[r * q.len()..(r + 1) * q.len()]))
                     };
                     pocketvec_fuzz::check_knn(&all, &got, &reference, eps, "pocketvec_top_k_f32");
                 } else {
-                    assert!(out_ids.iter().all(|&x| x == i64::MIN), "ids written on failure");
+                    assert!(
+                        out_ids.iter().all(|&x| x == i64::MIN),
+                        "ids written on failure"
+                    );
                 }
             }
         }
@@ -181,7 +286,11 @@ fuzz_target!(|c: Case| {
             // conversions: f32 -> f16 and int8 quantisation
             let f: Symbol<ToF16> = sym(b"pocketvec_f32_to_f16");
             let mut dst = vec![0xFFFFu16; n + 1];
-            let dl = if c.null_mask & 2 != 0 { lf(0).min(dst.len()) } else { n };
+            let dl = if c.null_mask & 2 != 0 {
+                lf(0).min(dst.len())
+            } else {
+                n
+            };
             // SAFETY: lengths within buffers.
             let s = unsafe { f(base, n, dst.as_mut_ptr(), dl) };
             assert!(valid(s), "status {s}");
@@ -200,7 +309,10 @@ fuzz_target!(|c: Case| {
                 let max = vals.iter().fold(0f32, |m, x| m.max(x.abs()));
                 for (x, &qi) in vals.iter().zip(&q) {
                     let back = f32::from(qi) * scale;
-                    assert!((back - x).abs() <= scale * 0.5 + 1e-6 * max, "int8 {x} -> {qi} * {scale}");
+                    assert!(
+                        (back - x).abs() <= scale * 0.5 + 1e-6 * max,
+                        "int8 {x} -> {qi} * {scale}"
+                    );
                 }
             } else {
                 assert!(scale.is_nan(), "scale written on failure");

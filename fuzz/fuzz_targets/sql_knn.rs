@@ -9,7 +9,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pocketvec_fuzz::{assert_usable, check_knn, distance, f32_blob, open, query, tolerance, Metric};
+use pocketvec_fuzz::{
+    assert_usable, check_knn, distance, f32_blob, open, query, tolerance, Metric,
+};
 use rusqlite::types::Value;
 
 #[derive(Arbitrary, Debug)]
@@ -22,12 +24,28 @@ enum QueryVec {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Insert { rowid: i8, v: [i8; 6] },
-    Update { rowid: i8, v: [i8; 6] },
-    Delete { rowid: i8 },
-    InsertNull { rowid: i8 },
-    InsertRaw { rowid: i8, bytes: Vec<u8> },
-    Rollback { rowid: i8, v: [i8; 6] },
+    Insert {
+        rowid: i8,
+        v: [i8; 6],
+    },
+    Update {
+        rowid: i8,
+        v: [i8; 6],
+    },
+    Delete {
+        rowid: i8,
+    },
+    InsertNull {
+        rowid: i8,
+    },
+    InsertRaw {
+        rowid: i8,
+        bytes: Vec<u8>,
+    },
+    Rollback {
+        rowid: i8,
+        v: [i8; 6],
+    },
     Query {
         q: [i8; 6],
         how: QueryVec,
@@ -55,7 +73,13 @@ fn vec_of(v: &[i8; 6], dim: usize) -> Vec<f32> {
 }
 
 fn json(v: &[f32]) -> String {
-    format!("[{}]", v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// The base table's valid rows (an f32 BLOB of `dim` values), and whether
@@ -65,7 +89,9 @@ fn snapshot(c: &rusqlite::Connection, dim: usize) -> (Vec<(i64, Vec<f32>)>, Vec<
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for r in rows {
-        let Value::Integer(id) = r[0] else { unreachable!() };
+        let Value::Integer(id) = r[0] else {
+            unreachable!()
+        };
         match &r[1] {
             Value::Null => {}
             Value::Blob(b) if b.len() == dim * 4 => {
@@ -89,7 +115,8 @@ fuzz_target!(|case: Case| {
     let dim = 1 + (case.dim % 6) as usize;
     let metric = Metric::from_byte(case.metric);
     let c = open();
-    c.execute_batch("CREATE TABLE docs(rowid INTEGER PRIMARY KEY, vec BLOB)").unwrap();
+    c.execute_batch("CREATE TABLE docs(rowid INTEGER PRIMARY KEY, vec BLOB)")
+        .unwrap();
     // index=none is the exact scan over the base table; the default
     // storage is whatever the extension chooses. An option the build does
     // not know is a clean error, and the case ends.
@@ -148,9 +175,24 @@ fuzz_target!(|case: Case| {
                 );
                 let _ = c.execute("DELETE FROM docs WHERE rowid = ?1", [(*rowid as i64) + 1]);
                 c.execute_batch("ROLLBACK").unwrap();
-                assert_eq!(snapshot(&c, dim).0, before, "ROLLBACK did not restore the base table");
+                assert_eq!(
+                    snapshot(&c, dim).0,
+                    before,
+                    "ROLLBACK did not restore the base table"
+                );
             }
-            Op::Query { q, how, k, limit, offset, lo, hi, dist_lt, in_set, order } => {
+            Op::Query {
+                q,
+                how,
+                k,
+                limit,
+                offset,
+                lo,
+                hi,
+                dist_lt,
+                in_set,
+                order,
+            } => {
                 let qv = vec_of(q, dim);
                 let mut sql = String::from("SELECT rowid, distance FROM ann WHERE k = ?2");
                 let mut params: Vec<Value> = vec![Value::Null, Value::Integer(*k as i64)];
@@ -164,7 +206,12 @@ fuzz_target!(|case: Case| {
                         params[0] = Value::Blob(f32_blob(&qv));
                     }
                     QueryVec::SetQ => {
-                        query(&c, "SELECT pocketvec_set_q(?1)", &[Value::Blob(f32_blob(&qv))]).unwrap();
+                        query(
+                            &c,
+                            "SELECT pocketvec_set_q(?1)",
+                            &[Value::Blob(f32_blob(&qv))],
+                        )
+                        .unwrap();
                     }
                     QueryVec::Raw(b) => {
                         sql.push_str(" AND query = ?1");
@@ -204,8 +251,11 @@ fuzz_target!(|case: Case| {
                 let (good, bad) = snapshot(&c, dim);
                 let got = query(&c, &sql, &params);
                 let raw_ok = match how {
-                    QueryVec::Raw(b) => b.len() == dim * 4
-                        && b.chunks_exact(4).all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+                    QueryVec::Raw(b) => {
+                        b.len() == dim * 4
+                            && b.chunks_exact(4)
+                                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+                    }
                     _ => true,
                 };
                 let expect_error = *k <= 0 || !raw_ok;
@@ -267,7 +317,9 @@ fuzz_target!(|case: Case| {
                 }
                 all.retain(|&(id, d)| eligible(id, d));
                 all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-                let off = offset.filter(|_| limit.is_some()).map_or(0, |o| o.max(0) as usize);
+                let off = offset
+                    .filter(|_| limit.is_some())
+                    .map_or(0, |o| o.max(0) as usize);
                 let lim = limit.map_or(usize::MAX, |l| if l < 0 { usize::MAX } else { l as usize });
                 let expected: Vec<(i64, f64)> = all
                     .iter()
@@ -288,7 +340,10 @@ fuzz_target!(|case: Case| {
                         // LIMIT without ORDER BY picks any rows: check
                         // only that they are eligible with right distances.
                         for (id, d) in &got {
-                            let (_, v) = good.iter().find(|(g, _)| g == id).expect("returned rowid exists");
+                            let (_, v) = good
+                                .iter()
+                                .find(|(g, _)| g == id)
+                                .expect("returned rowid exists");
                             let rd = distance(metric, &qv, v);
                             assert!((d - rd).abs() <= eps && eligible(*id, rd));
                         }
@@ -302,7 +357,13 @@ fuzz_target!(|case: Case| {
                         .map(|(_, v)| distance(metric, &qv, v))
                         .filter(|&d| eligible(id, d))
                 };
-                check_knn(&expected, &got, &reference, eps, &format!("{sql} {params:?}"));
+                check_knn(
+                    &expected,
+                    &got,
+                    &reference,
+                    eps,
+                    &format!("{sql} {params:?}"),
+                );
             }
         }
     }

@@ -51,8 +51,14 @@ fuzz_target!(|data: &[u8]| {
         check_roundtrip(&Vector::F32(v.clone()), None);
     }
     for inp in [
-        Input::Blob { bytes: rest, tag: None },
-        Input::Blob { bytes: rest, tag: Some(t) },
+        Input::Blob {
+            bytes: rest,
+            tag: None,
+        },
+        Input::Blob {
+            bytes: rest,
+            tag: Some(t),
+        },
         Input::Json(&text),
     ] {
         for dim in [1usize, 2, 3, 4, rest.len() / 4, rest.len() / 2, rest.len()] {
@@ -60,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             if let Ok(v) = inp.decode_for_table(t, dim) {
-                assert_eq!(v.dim(), dim, "decode_for_table returned the wrong dimension");
+                assert_eq!(
+                    v.dim(),
+                    dim,
+                    "decode_for_table returned the wrong dimension"
+                );
                 assert_eq!(v.elem_type(), t, "decode_for_table returned the wrong type");
             }
         }
@@ -78,19 +88,31 @@ fuzz_target!(|data: &[u8]| {
             ElemType::Int8 => "pocketvec_int8",
         };
         // An untagged BLOB given to pocketvec_f32 is read as f32.
-        let r = query(c, "SELECT pocketvec_to_json(pocketvec_f32(?1))", &[Value::Blob(rest.to_vec())]);
+        let r = query(
+            c,
+            "SELECT pocketvec_to_json(pocketvec_f32(?1))",
+            &[Value::Blob(rest.to_vec())],
+        );
         match (&r, Vector::from_blob(ElemType::F32, rest)) {
             (Ok(rows), Ok(v)) => {
-                let Value::Text(s) = &rows[0][0] else { panic!("to_json gave {:?}", rows[0][0]) };
+                let Value::Text(s) = &rows[0][0] else {
+                    panic!("to_json gave {:?}", rows[0][0])
+                };
                 assert_eq!(parse_json(s).expect("SQL JSON parses"), v.to_f32());
             }
             (Err(_), Err(_)) => {}
             (r, v) => panic!("SQL pocketvec_f32(BLOB) and the decoder disagree: {r:?} vs {v:?}"),
         }
-        let r = query(c, "SELECT pocketvec_to_json(pocketvec_f32(?1))", &[Value::Text(text.to_string())]);
+        let r = query(
+            c,
+            "SELECT pocketvec_to_json(pocketvec_f32(?1))",
+            &[Value::Text(text.to_string())],
+        );
         match (&r, &json) {
             (Ok(rows), Ok(v)) => {
-                let Value::Text(s) = &rows[0][0] else { panic!("to_json gave {:?}", rows[0][0]) };
+                let Value::Text(s) = &rows[0][0] else {
+                    panic!("to_json gave {:?}", rows[0][0])
+                };
                 assert_eq!(&parse_json(s).expect("SQL JSON parses"), v);
             }
             (Err(_), Err(_)) => {}
@@ -98,7 +120,14 @@ fuzz_target!(|data: &[u8]| {
         }
         // Every function with a BLOB and a TEXT argument: never crashes,
         // errors leave the connection usable.
-        for f in [conv, "pocketvec_dim", "pocketvec_norm", "pocketvec_normalize", "pocketvec_to_json", "pocketvec_set_q"] {
+        for f in [
+            conv,
+            "pocketvec_dim",
+            "pocketvec_norm",
+            "pocketvec_normalize",
+            "pocketvec_to_json",
+            "pocketvec_set_q",
+        ] {
             for arg in [Value::Blob(rest.to_vec()), Value::Text(text.to_string())] {
                 let _ = query(c, &format!("SELECT {f}(?1)"), &[arg]);
             }
@@ -131,7 +160,9 @@ fuzz_target!(|data: &[u8]| {
                         v => panic!("distance returned {v:?}"),
                     }
                 }
-                (Ok(rows), va, vb) => panic!("distance of undecodable input returned {rows:?} ({va:?}, {vb:?})"),
+                (Ok(rows), va, vb) => {
+                    panic!("distance of undecodable input returned {rows:?} ({va:?}, {vb:?})")
+                }
                 (Err(_), _, _) => {}
             }
         }

@@ -25,7 +25,11 @@ fn schema(c: &rusqlite::Connection) -> Vec<(String, String)> {
 
 fn sentinel_intact(c: &rusqlite::Connection) {
     let rows = query(c, "SELECT count(*), sum(x) FROM sentinel", &[]).expect("sentinel readable");
-    assert_eq!(rows[0], vec![Value::Integer(3), Value::Integer(6)], "sentinel table changed");
+    assert_eq!(
+        rows[0],
+        vec![Value::Integer(3), Value::Integer(6)],
+        "sentinel table changed"
+    );
     let rows = query(c, "SELECT count(*) FROM docs", &[]).expect("docs readable");
     assert_eq!(rows[0][0], Value::Integer(4), "base table changed");
 }
@@ -64,21 +68,38 @@ fuzz_target!(|data: &[u8]| {
     match c.execute(&sql, []).map(|_| ()) {
         Ok(()) => {
             // A created `t` must answer a query and be droppable.
-            let exists = query(&c, "SELECT 1 FROM sqlite_schema WHERE name = 't' AND sql LIKE '%pocketvec%'", &[])
-                .unwrap();
+            let exists = query(
+                &c,
+                "SELECT 1 FROM sqlite_schema WHERE name = 't' AND sql LIKE '%pocketvec%'",
+                &[],
+            )
+            .unwrap();
             if !exists.is_empty() {
                 let dim: Option<i64> = [2i64, 3].into_iter().find(|d| {
                     let q = format!("[{}]", vec!["1"; *d as usize].join(","));
-                    query(&c, "SELECT rowid FROM t WHERE query = ?1 AND k = 1", &[Value::Text(q)]).is_ok()
+                    query(
+                        &c,
+                        "SELECT rowid FROM t WHERE query = ?1 AND k = 1",
+                        &[Value::Text(q)],
+                    )
+                    .is_ok()
                 });
                 if let Some(d) = dim {
                     // every stored row of the configured column decodes at this dim
                     let q = format!("[{}]", vec!["1"; d as usize].join(","));
-                    let got = query(&c, "SELECT rowid FROM t WHERE query = ?1 AND k = 10", &[Value::Text(q)])
-                        .unwrap();
-                    assert!(got.len() <= 4, "more rows than the base table holds: {got:?}");
+                    let got = query(
+                        &c,
+                        "SELECT rowid FROM t WHERE query = ?1 AND k = 10",
+                        &[Value::Text(q)],
+                    )
+                    .unwrap();
+                    assert!(
+                        got.len() <= 4,
+                        "more rows than the base table holds: {got:?}"
+                    );
                 }
-                c.execute_batch("DROP TABLE t").expect("a created table can be dropped");
+                c.execute_batch("DROP TABLE t")
+                    .expect("a created table can be dropped");
             }
         }
         Err(e) => {

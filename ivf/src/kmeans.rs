@@ -522,6 +522,8 @@ pub(crate) fn dots_panels(
         unsafe { dots_panels_avx512(panel, k, dim, x, out) };
         return;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = kern;
     dots_panels_generic(panel, k, dim, x, out)
 }
 

@@ -343,6 +343,7 @@ impl AdcPath {
 /// are exact (saturating beyond 257 sub-spaces); the error per entry is at
 /// most `delta/2`, and candidates are re-ranked exactly.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // VBMI is x86-only
 pub(crate) struct QuantLut {
     pub(crate) q: Vec<u8>,
     pub(crate) bias: f32,
@@ -374,6 +375,8 @@ pub(crate) fn adc_scan(
     assert_eq!(lut.len(), m * KSUB);
     assert_eq!(codes.len(), out.len() * m);
     assert_eq!(out.len() % BLOCK, 0);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = qlut;
     match path {
         AdcPath::Scalar => adc_scan_scalar(lut, m, codes, out),
         #[cfg(target_arch = "x86_64")]
@@ -552,6 +555,8 @@ pub(crate) fn adc_scan_tail(
     out: &mut [f32],
 ) -> bool {
     assert!(lanes < BLOCK && tail.len() == m * lanes && out.len() == BLOCK);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = qlut;
     match path {
         #[cfg(target_arch = "x86_64")]
         AdcPath::Vbmi => {

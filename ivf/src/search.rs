@@ -127,6 +127,7 @@ impl IvfModel {
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };
         let mut lut = Vec::new();
+        #[allow(unused_mut)] // only assigned on x86-64
         let mut qlut = None;
         let adc = AdcPath::for_kernels(self.kern);
         let mut q8 = Vec::new();

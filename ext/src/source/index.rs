@@ -471,12 +471,24 @@ impl Index {
             }
         }
         let mut bad = Vec::new();
+        let mut chunks = HashMap::new();
+        let mut tail = HashMap::new();
         for batch in ids.chunks(APPLY_BATCH) {
             rows = if trained {
-                self.apply_ivf_batch(batch, rows, state.model_token, &mut bad)?
+                self.apply_ivf_batch(
+                    batch,
+                    rows,
+                    state.model_token,
+                    &mut bad,
+                    &mut chunks,
+                    &mut tail,
+                )?
             } else {
                 self.apply_flat_batch(batch, rows, &mut bad)?
             };
+        }
+        if trained {
+            self.flush_ivf(chunks)?;
         }
         let token = shadow::new_token(state.token);
         let n = self.names.clone();
@@ -941,12 +953,18 @@ impl Index {
         Ok(out)
     }
 
+    /// Applies one batch of logged rowids to the IVF lists. Touched list
+    /// chunks stay in `chunks` (and list tails in `tail`) across batches and
+    /// are written once by [`Self::flush_ivf`].
+    #[allow(clippy::too_many_arguments)]
     fn apply_ivf_batch(
         &mut self,
         ids: &[i64],
         rows: usize,
         model_token: i64,
         bad: &mut Vec<i64>,
+        chunks: &mut HashMap<i64, ivf::ListChunk>,
+        tail: &mut HashMap<u32, i64>,
     ) -> Result<usize, SqlError> {
         let s = State {
             model_token,
@@ -957,8 +975,6 @@ impl Index {
         let current = self.fetch_rows(ids, bad)?;
         // SAFETY: db is the connection owning this table.
         let pos = unsafe { flat::positions(self.db, &self.names, ids) }?;
-        // Every touched chunk, loaded once.
-        let mut chunks: HashMap<i64, ivf::ListChunk> = HashMap::new();
         let mut rows = rows as i64;
         let load = |this: &Self,
                     chunks: &mut HashMap<i64, ivf::ListChunk>,
@@ -993,7 +1009,7 @@ impl Index {
         let mut map_del = Vec::new();
         for (id, _) in &current {
             if let Some(&cid) = pos.get(id) {
-                load(self, &mut chunks, cid)?;
+                load(self, chunks, cid)?;
                 if chunks.get_mut(&cid).is_some_and(|c| c.remove(*id)) {
                     rows -= 1;
                 }
@@ -1018,7 +1034,6 @@ impl Index {
                 .encode_batch(&data, ivf::default_threads())
                 .map_err(|e| SqlError::from(format!("pocketvec: {e}")))?;
             // The last chunk of each list receives its new rows.
-            let mut tail: HashMap<u32, i64> = HashMap::new();
             for (i, &id) in add_ids.iter().enumerate() {
                 let (l, code, aux) = enc.get(i);
                 let cid = match tail.get(&l) {
@@ -1029,7 +1044,7 @@ impl Index {
                         c
                     }
                 };
-                load(self, &mut chunks, cid)?;
+                load(self, chunks, cid)?;
                 let mut cid = cid;
                 if chunks[&cid].len() >= ivf::DEFAULT_CHUNK_ROWS {
                     cid += 1;
@@ -1040,7 +1055,7 @@ impl Index {
                         )));
                     }
                     tail.insert(l, cid);
-                    load(self, &mut chunks, cid)?;
+                    load(self, chunks, cid)?;
                 }
                 chunks
                     .get_mut(&cid)
@@ -1053,6 +1068,39 @@ impl Index {
         }
         let n = &self.names;
         // SAFETY: as above.
+        unsafe {
+            let mut md = Stmt::prepare(
+                self.db,
+                &format!("DELETE FROM {} WHERE id = ?1", n.q("map")),
+                false,
+            )?;
+            for id in map_del {
+                md.bind_i64(1, id)?;
+                md.run()?;
+            }
+            let mut mp = Stmt::prepare(
+                self.db,
+                &format!(
+                    "INSERT OR REPLACE INTO {}(id, pos) VALUES (?1, ?2)",
+                    n.q("map")
+                ),
+                false,
+            )?;
+            for (id, cid) in map_put {
+                mp.bind_i64(1, id)?;
+                mp.bind_i64(2, cid)?;
+                mp.run()?;
+            }
+        }
+        Ok(usize::try_from(rows).unwrap_or(0))
+    }
+
+    /// Writes the list chunks an apply touched (deleting emptied ones) and
+    /// patches the cached lists.
+    fn flush_ivf(&mut self, chunks: HashMap<i64, ivf::ListChunk>) -> Result<(), SqlError> {
+        let n = &self.names;
+        // SAFETY: db is the connection owning this table; in the caller's
+        // transaction.
         unsafe {
             let mut put = Stmt::prepare(
                 self.db,
@@ -1078,30 +1126,7 @@ impl Index {
                     put.run()?;
                 }
             }
-            let mut md = Stmt::prepare(
-                self.db,
-                &format!("DELETE FROM {} WHERE id = ?1", n.q("map")),
-                false,
-            )?;
-            for id in map_del {
-                md.bind_i64(1, id)?;
-                md.run()?;
-            }
-            let mut mp = Stmt::prepare(
-                self.db,
-                &format!(
-                    "INSERT OR REPLACE INTO {}(id, pos) VALUES (?1, ?2)",
-                    n.q("map")
-                ),
-                false,
-            )?;
-            for (id, cid) in map_put {
-                mp.bind_i64(1, id)?;
-                mp.bind_i64(2, cid)?;
-                mp.run()?;
-            }
         }
-        // Patch the cached lists (if any) with the chunks just written.
         if let Some((_, lists, bytes)) = self.ivf.as_mut().and_then(|ic| ic.lists.as_mut()) {
             for (cid, c) in &chunks {
                 let l = (cid >> LIST_SHIFT) as usize;
@@ -1119,7 +1144,7 @@ impl Index {
                 *bytes += list[s].capacity();
             }
         }
-        Ok(usize::try_from(rows).unwrap_or(0))
+        Ok(())
     }
 
     fn last_chunk(&self, list: u32) -> Result<Option<i64>, SqlError> {

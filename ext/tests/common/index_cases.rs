@@ -989,6 +989,44 @@ pub fn index_ivf_search_and_maintenance(d: Driver) {
             "ivf IN",
         );
     }
+    // A bulk insert larger than one apply batch (4096 rowids) into trained
+    // lists, then an update of half of it: lists stay exact at nprobe = all.
+    b.ok("BEGIN");
+    for (i, v) in clustered(&mut rng, 5000, dim, 40).into_iter().enumerate() {
+        let id = 10_000 + i as i64;
+        b.rows(
+            "INSERT INTO docs VALUES (?, ?, ?)",
+            &[
+                Val::Int(id),
+                Val::Text(format!("b{id}")),
+                Val::Blob(f32_blob(&v)),
+            ],
+        );
+        model.insert(id, (format!("b{id}"), Some(v)));
+    }
+    b.ok("COMMIT");
+    b.ok("UPDATE docs SET vec = (SELECT vec FROM docs AS o WHERE o.id = docs.id - 9000) WHERE id BETWEEN 10000 AND 12499");
+    for id in 10_000..12_500i64 {
+        // Rows 3001..3499 do not exist: their vectors become NULL.
+        let v = model.get(&(id - 9000)).and_then(|r| r.1.clone());
+        model.get_mut(&id).unwrap().1 = v;
+    }
+    for vt in ["iv_pq", "iv_int8", "iv_none"] {
+        a.ok(&format!("INSERT INTO {vt}({vt}) VALUES('integrity-check')"));
+        let q = rng.vec_f32(dim);
+        let got = pairs(&a.rows(
+            &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 10 AND nprobe = 16"),
+            &[Val::Blob(f32_blob(&q))],
+        ));
+        let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+        assert_topk(
+            &got,
+            &brute(Metric::Cosine, &q64, &reference(&model)),
+            10,
+            TOL,
+            "after bulk",
+        );
+    }
     // Below train_min the table is exact (flat) until enough rows exist.
     a.ok("CREATE VIRTUAL TABLE iv_late USING pocketvec(base_table=docs, dim=16, index=ivf, lists=8, train_min=100000)");
     let j: serde_json::Value =

@@ -76,7 +76,9 @@ def check_intact(c, before, vtab, what):
     extra = [o for o in after if o not in before]
     missing = [o for o in before if o not in after]
     assert not missing, f"{what}: objects disappeared: {missing}"
-    bad = [o for o in extra if not (o[1] == vtab or o[1].startswith(vtab + "_"))]
+    # the table itself, its shadow tables (<name>_*) and their automatic indexes
+    bad = [o for o in extra if not (o[1] == vtab or o[1].startswith(vtab + "_")
+                                    or o[1].startswith(f"sqlite_autoindex_{vtab}_"))]
     assert not bad, f"{what}: unexpected objects: {bad}"
 
 

@@ -68,7 +68,7 @@ def main():
     other = sqlite3.connect(":memory:")
     other.enable_load_extension(True)
     other.load_extension(demo["EXT"])
-    other.execute("CREATE TABLE t(vec BLOB)")
+    other.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, vec BLOB)")
     other.execute("CREATE VIRTUAL TABLE a USING pocketvec(base_table=t, dim=128)")
     try:
         other.execute("SELECT rowid FROM a LIMIT 1").fetchall()

@@ -285,6 +285,9 @@ pub(crate) enum AdcPath {
     /// u8-quantised table, 64 lookups per `vpermi2b` pair (AVX-512 VBMI).
     #[cfg(target_arch = "x86_64")]
     Vbmi,
+    /// u8-quantised table, 16 lookups per four `tbl` (64-entry) lookups.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl AdcPath {
@@ -305,8 +308,23 @@ impl AdcPath {
                 _ => {}
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if kern.isa() == kernels::Isa::Neon {
+            return AdcPath::Neon;
+        }
         let _ = kern;
         AdcPath::Scalar
+    }
+
+    /// Whether this path scans with the u8-quantised table.
+    pub(crate) fn quantised(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            AdcPath::Vbmi => true,
+            #[cfg(target_arch = "aarch64")]
+            AdcPath::Neon => true,
+            _ => false,
+        }
     }
 
     /// Every path this CPU can run (tests).
@@ -333,6 +351,8 @@ impl AdcPath {
                 eprintln!("skipping AVX-512 VBMI ADC path: CPU lacks it");
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        v.push(AdcPath::Neon);
         v
     }
 }
@@ -343,7 +363,6 @@ impl AdcPath {
 /// are exact (saturating beyond 257 sub-spaces); the error per entry is at
 /// most `delta/2`, and candidates are re-ranked exactly.
 #[derive(Clone, Debug)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // VBMI is x86-only
 pub(crate) struct QuantLut {
     pub(crate) q: Vec<u8>,
     pub(crate) bias: f32,
@@ -351,12 +370,44 @@ pub(crate) struct QuantLut {
 }
 
 impl QuantLut {
-    /// Requires AVX-512F (the VBMI scan path implies it).
+    /// Requires AVX-512F on x86-64 (the VBMI scan path implies it).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
         assert!(std::arch::is_x86_feature_detected!("avx512f"));
         // SAFETY: AVX-512F asserted just above.
         unsafe { quantize_lut_avx512(lut, m) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
+        let mut mins = Vec::with_capacity(m);
+        let mut range = 0f32;
+        for t in lut.chunks_exact(KSUB).take(m) {
+            let lo = t.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+            let hi = t.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            mins.push(lo);
+            range = range.max(hi - lo);
+        }
+        let delta = if range > 0.0 && range.is_finite() {
+            range / 255.0
+        } else {
+            1.0
+        };
+        let inv = 1.0 / delta;
+        let mut q = vec![0u8; m * KSUB];
+        for ((t, o), &lo) in lut
+            .chunks_exact(KSUB)
+            .zip(q.chunks_exact_mut(KSUB))
+            .zip(&mins)
+        {
+            for (dst, &v) in o.iter_mut().zip(t) {
+                *dst = ((v - lo) * inv + 0.5).min(255.0) as u8;
+            }
+        }
+        QuantLut {
+            q,
+            bias: mins.iter().sum(),
+            delta,
+        }
     }
 }
 
@@ -393,6 +444,69 @@ pub(crate) fn adc_scan(
             // SAFETY: as above (VBMI and BW detected with F).
             unsafe { adc_scan_vbmi(q, m, codes, out) }
         }
+        #[cfg(target_arch = "aarch64")]
+        AdcPath::Neon => {
+            let q = qlut.expect("NEON scan needs the quantised table");
+            assert_eq!(q.q.len(), m * KSUB);
+            for (block, o) in codes
+                .chunks_exact(m * BLOCK)
+                .zip(out.chunks_exact_mut(BLOCK))
+            {
+                // SAFETY: NEON is part of the aarch64 baseline; lengths as asserted.
+                unsafe { neon_block(q, m, block, BLOCK, o) };
+            }
+        }
+    }
+}
+
+/// NEON: one 64-code block (`lanes ≤ 64` codes stored with stride
+/// `lanes`). The 256-entry u8 row of a sub-space is 16 q-registers; each
+/// `tbl` covers 64 entries and yields 0 for indices past them, so four
+/// lookups at index − 0/64/128/192 OR-ed together give the entry. Sums are
+/// widened into saturating u16 accumulators.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn neon_block(q: &QuantLut, m: usize, block: &[u8], lanes: usize, o: &mut [f32]) {
+    use std::arch::aarch64::*;
+    assert!(lanes <= BLOCK && block.len() >= m * lanes && o.len() >= BLOCK);
+    let mut acc = [vdupq_n_u16(0); BLOCK / 8];
+    let mut pad = [0u8; BLOCK];
+    let (k64, k128, k192) = (vdupq_n_u8(64), vdupq_n_u8(128), vdupq_n_u8(192));
+    for j in 0..m {
+        let src: &[u8] = if lanes == BLOCK {
+            &block[j * BLOCK..(j + 1) * BLOCK]
+        } else {
+            pad[..lanes].copy_from_slice(&block[j * lanes..(j + 1) * lanes]);
+            &pad
+        };
+        let t = &q.q[j * KSUB..(j + 1) * KSUB];
+        // SAFETY: every load reads 16 bytes inside `t` (256 bytes) or
+        // `src` (64 bytes).
+        unsafe {
+            let ld = |i: usize| vld1q_u8(t.as_ptr().add(i * 16));
+            let t0 = uint8x16x4_t(ld(0), ld(1), ld(2), ld(3));
+            let t1 = uint8x16x4_t(ld(4), ld(5), ld(6), ld(7));
+            let t2 = uint8x16x4_t(ld(8), ld(9), ld(10), ld(11));
+            let t3 = uint8x16x4_t(ld(12), ld(13), ld(14), ld(15));
+            for g in 0..BLOCK / 16 {
+                let idx = vld1q_u8(src.as_ptr().add(g * 16));
+                let v0 = vqtbl4q_u8(t0, idx);
+                let v1 = vqtbl4q_u8(t1, vsubq_u8(idx, k64));
+                let v2 = vqtbl4q_u8(t2, vsubq_u8(idx, k128));
+                let v3 = vqtbl4q_u8(t3, vsubq_u8(idx, k192));
+                let v = vorrq_u8(vorrq_u8(v0, v1), vorrq_u8(v2, v3));
+                acc[2 * g] = vqaddq_u16(acc[2 * g], vmovl_u8(vget_low_u8(v)));
+                acc[2 * g + 1] = vqaddq_u16(acc[2 * g + 1], vmovl_high_u8(v));
+            }
+        }
+    }
+    let mut sums = [0u16; BLOCK];
+    for (i, a) in acc.iter().enumerate() {
+        // SAFETY: sums has 64 u16; i*8+8 <= 64.
+        unsafe { vst1q_u16(sums.as_mut_ptr().add(i * 8), *a) };
+    }
+    for (dst, &s) in o[..BLOCK].iter_mut().zip(&sums) {
+        *dst = q.bias + q.delta * s as f32;
     }
 }
 
@@ -566,6 +680,14 @@ pub(crate) fn adc_scan_tail(
             unsafe { vbmi_block(q, m, tail, lanes, out) };
             true
         }
+        #[cfg(target_arch = "aarch64")]
+        AdcPath::Neon => {
+            let q = qlut.expect("NEON scan needs the quantised table");
+            assert_eq!(q.q.len(), m * KSUB);
+            // SAFETY: NEON is part of the aarch64 baseline.
+            unsafe { neon_block(q, m, tail, lanes, out) };
+            true
+        }
         _ => false,
     }
 }
@@ -584,12 +706,12 @@ mod tests {
             let codes: Vec<u8> = (0..nb * BLOCK * m)
                 .map(|i| ((i * 131 + 7) % 256) as u8)
                 .collect();
-            // The u8 table exists on the VBMI path only (AVX-512).
+            // The u8 table exists on the VBMI (AVX-512) and NEON paths.
             #[cfg(target_arch = "x86_64")]
             let qlut =
                 std::arch::is_x86_feature_detected!("avx512f").then(|| QuantLut::new(&lut, m));
             #[cfg(not(target_arch = "x86_64"))]
-            let qlut: Option<QuantLut> = None;
+            let qlut = Some(QuantLut::new(&lut, m));
             // f64 references from the definition: exact table and the
             // dequantised u8 table (its integer sum saturates at u16::MAX).
             let mut want = vec![0f64; nb * BLOCK];
@@ -612,10 +734,7 @@ mod tests {
             for p in AdcPath::all_available() {
                 let mut got = vec![0f32; nb * BLOCK];
                 adc_scan(p, &lut, qlut.as_ref(), m, &codes, &mut got);
-                #[cfg(target_arch = "x86_64")]
-                let quantised = p == AdcPath::Vbmi;
-                #[cfg(not(target_arch = "x86_64"))]
-                let quantised = false;
+                let quantised = p.quantised();
                 for (i, g) in got.iter().enumerate() {
                     let w = if quantised { want_q[i] } else { want[i] };
                     assert!(
@@ -652,7 +771,7 @@ mod tests {
             let qlut =
                 std::arch::is_x86_feature_detected!("avx512f").then(|| QuantLut::new(&lut, m));
             #[cfg(not(target_arch = "x86_64"))]
-            let qlut: Option<QuantLut> = None;
+            let qlut = Some(QuantLut::new(&lut, m));
             for p in AdcPath::all_available() {
                 let mut want = vec![0f32; BLOCK];
                 adc_scan(p, &lut, qlut.as_ref(), m, &padded, &mut want);

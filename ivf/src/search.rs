@@ -127,7 +127,6 @@ impl IvfModel {
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };
         let mut lut = Vec::new();
-        #[allow(unused_mut)] // only assigned on x86-64
         let mut qlut = None;
         let adc = AdcPath::for_kernels(self.kern);
         let mut q8 = Vec::new();
@@ -139,8 +138,7 @@ impl IvfModel {
                     .as_ref()
                     .expect("PQ model has codebooks")
                     .ip_lut(&qn, coef, &mut lut);
-                #[cfg(target_arch = "x86_64")]
-                if adc == AdcPath::Vbmi {
+                if adc.quantised() {
                     qlut = Some(QuantLut::new(&lut, self.params.pq_m));
                 }
             }

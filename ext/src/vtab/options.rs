@@ -85,16 +85,19 @@ fn parse_metric(s: &str) -> Option<Metric> {
 /// Removes one level of SQL quoting: '...', "...", `...`, [...].
 pub fn unquote(s: &str) -> String {
     let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() >= 2 {
-        let (first, last) = (b[0], b[b.len() - 1]);
-        let inner = &s[1..s.len() - 1];
-        match (first, last) {
-            (b'\'', b'\'') => return inner.replace("''", "'"),
-            (b'"', b'"') => return inner.replace("\"\"", "\""),
-            (b'`', b'`') => return inner.replace("``", "`"),
-            (b'[', b']') => return inner.to_string(),
-            _ => {}
+    // The quote characters are ASCII, so slicing one byte off each end is on
+    // a char boundary only once both ends are known to be quotes.
+    for (open, close, doubled) in [
+        ('\'', '\'', Some("''")),
+        ('"', '"', Some("\"\"")),
+        ('`', '`', Some("``")),
+        ('[', ']', None),
+    ] {
+        if let Some(inner) = s.strip_prefix(open).and_then(|r| r.strip_suffix(close)) {
+            return match doubled {
+                Some(d) => inner.replace(d, &d[..1]),
+                None => inner.to_string(),
+            };
         }
     }
     s.to_string()
@@ -313,6 +316,21 @@ mod tests {
 
     fn p(args: &[&str]) -> Result<Options, String> {
         parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn unquote_handles_multibyte_ends() {
+        assert_eq!(unquote("édim"), "édim");
+        assert_eq!(unquote("dimé"), "dimé");
+        assert_eq!(unquote("é"), "é");
+        assert_eq!(unquote("'é'"), "é");
+        assert_eq!(unquote("\"a\"\"b\""), "a\"b");
+        assert_eq!(unquote("'it''s'"), "it's");
+        assert_eq!(unquote("[x y]"), "x y");
+        assert_eq!(unquote("'"), "'");
+        assert!(p(&["base_table=docs", "édim=2"])
+            .unwrap_err()
+            .contains("édim"));
     }
 
     #[test]

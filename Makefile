@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 EXT   := target/release/libpocketvec0.so
 
-.PHONY: all setup build demo test test-rust test-neon test-c test-cli test-python lint bench-kernels bench clean
+.PHONY: all setup build demo test test-rust test-neon test-c test-cli test-demo test-python test-reliability lint bench-kernels bench-exact bench-ann bench-ivf bench fuzz check-deep clean
 
 all: build
 
@@ -43,11 +43,33 @@ test-python: build
 	POCKETVEC_PREBUILT_LIB=$(CURDIR)/$(EXT) $(PY) -m pip install -q --disable-pip-version-check --no-build-isolation ./python
 	$(PY) -m pytest -q python/tests
 
-test: setup lint test-rust test-cli test-demo test-c test-python test-neon
+test-reliability: build
+	bash tests/reliability/run.sh quick
+
+test: setup lint test-rust test-cli test-demo test-c test-python test-reliability test-neon
 	@echo "make test: all suites passed"
 
 bench-kernels: setup
 	bash benches/run-kernels.sh
+
+bench-exact: build
+	$(PY) benches/python/bench_exact.py
+
+bench-ann: build
+	$(PY) benches/python/bench_ann.py
+
+bench-ivf: setup
+	cargo run -p pocketvec-ivf --release --example recall_qps
+
+bench: bench-kernels bench-exact bench-ann bench-ivf
+
+# Long fuzzing (FUZZ_SECONDS per target, default 900) and the deep checks
+# (all fault points sampled widely, a long soak, Rust suites under ASan).
+fuzz: build
+	bash scripts/fuzz.sh long
+
+check-deep: build
+	bash scripts/check-deep.sh
 
 clean:
 	cargo clean

@@ -1,12 +1,16 @@
 //! Flat storage: every indexed row in fixed-capacity chunks of contiguous
-//! rows, in `X_chunks(id, rowids, norms, vectors)`.
+//! rows, in `X_chunks(id, data)`: one BLOB per chunk holding three regions,
+//! `cap` rowids (i64), `cap` norms (f32, cosine only), `cap` vectors.
 //!
 //! Chunk `c` holds positions `c·cap .. c·cap + cap`; every chunk is full
 //! except the last, so `rows` (kept in `X_info`) says how many slots of each
-//! chunk are used. The three BLOBs of a chunk are allocated at full
-//! capacity (zero-filled), so single rows are written in place with
-//! incremental BLOB I/O (`sqlite3_blob_write`), touching one or two pages
-//! instead of rewriting the chunk. A deleted row is replaced by the last
+//! chunk are used. The BLOB is allocated at full capacity
+//! (zero-filled), so single rows are written in place with incremental BLOB
+//! I/O (`sqlite3_blob_write`), touching one or two pages instead of
+//! rewriting the chunk. One BLOB (one handle) rather than three columns: a
+//! write through one handle makes SQLite save every other cursor on the
+//! table, and a saved incremental-BLOB cursor forgets its overflow-page
+//! list and walks the chain from the start again on its next access. A deleted row is replaced by the last
 //! row (swap-remove), which keeps the chunks dense; `X_map(id, pos)` finds
 //! a row's position. New chunks are assembled in memory and inserted whole.
 //!
@@ -63,8 +67,20 @@ impl Layout {
     }
 }
 
-/// Column names of `X_chunks` BLOBs, in handle order.
-const COLS: [&str; 3] = ["rowids", "norms", "vectors"];
+impl Layout {
+    /// Byte offset of the norms region in a chunk BLOB.
+    pub fn norms_at(&self) -> usize {
+        self.cap * 8
+    }
+    /// Byte offset of the vectors region.
+    pub fn vectors_at(&self) -> usize {
+        self.cap * (8 + self.norm_bytes())
+    }
+    /// Size of a chunk BLOB.
+    pub fn chunk_bytes(&self) -> usize {
+        self.cap * self.slot_bytes()
+    }
+}
 
 // ---------------------------------------------------------------------------
 // RAM cache
@@ -199,7 +215,7 @@ impl Cache {
 /// (memory: one chunk), and calls `f` with each.
 pub struct ChunkReader {
     layout: Layout,
-    handles: Vec<Blob>,
+    handle: Blob,
     ids: Vec<i64>,
     norms: Vec<f32>,
     data: Vec<u64>,
@@ -214,19 +230,12 @@ impl ChunkReader {
         layout: Layout,
         first: i64,
     ) -> Result<ChunkReader, String> {
-        let mut handles = Vec::new();
-        for col in COLS {
-            if col == "norms" && !layout.norms {
-                continue;
-            }
-            // SAFETY: caller guarantees db.
-            let h = unsafe { Blob::open(db, &n.schema, &n.raw("chunks"), col, first, false) }
-                .map_err(|e| corrupt(n, &format!("cannot read chunk {first}: {e}")))?;
-            handles.push(h);
-        }
+        // SAFETY: caller guarantees db.
+        let handle = unsafe { Blob::open(db, &n.schema, &n.raw("chunks"), "data", first, false) }
+            .map_err(|e| corrupt(n, &format!("cannot read chunk {first}: {e}")))?;
         Ok(ChunkReader {
             layout,
-            handles,
+            handle,
             ids: Vec::new(),
             norms: Vec::new(),
             data: Vec::new(),
@@ -271,31 +280,21 @@ impl ChunkReader {
         rows: &mut [u8],
     ) -> Result<(), String> {
         let l = self.layout;
-        let rb = l.row_bytes();
-        for h in &mut self.handles {
-            h.reopen(c)
-                .map_err(|e| corrupt(n, &format!("chunk {c} is missing ({e})")))?;
-        }
-        let mut hi = self.handles.iter_mut();
-        let h_ids = hi.next().expect("rowids handle");
-        let h_norms = if l.norms { hi.next() } else { None };
-        let h_vecs = hi.next().expect("vectors handle");
-        if h_ids.len() != l.cap * 8 || h_vecs.len() != l.cap * rb {
+        let h = &mut self.handle;
+        h.reopen(c)
+            .map_err(|e| corrupt(n, &format!("chunk {c} is missing ({e})")))?;
+        if h.len() != l.chunk_bytes() {
             return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
         }
-        h_ids
-            .read(0, bytemuck::cast_slice_mut(ids))
+        h.read(0, bytemuck::cast_slice_mut(ids))
             .map_err(|e| e.msg)?;
         if cfg!(target_endian = "big") {
             for x in ids.iter_mut() {
                 *x = i64::from_le(*x);
             }
         }
-        if let Some(h) = h_norms {
-            if h.len() != l.cap * 4 {
-                return Err(corrupt(n, &format!("chunk {c} has the wrong size")));
-            }
-            h.read(0, bytemuck::cast_slice_mut(norms))
+        if l.norms {
+            h.read(l.norms_at(), bytemuck::cast_slice_mut(norms))
                 .map_err(|e| e.msg)?;
             if cfg!(target_endian = "big") {
                 for x in norms.iter_mut() {
@@ -303,7 +302,7 @@ impl ChunkReader {
                 }
             }
         }
-        h_vecs.read(0, rows).map_err(|e| e.msg)?;
+        h.read(l.vectors_at(), rows).map_err(|e| e.msg)?;
         Ok(())
     }
 }
@@ -374,9 +373,7 @@ pub fn corrupt(n: &Names, what: &str) -> String {
 /// A chunk being assembled in memory (inserted whole when full or done).
 struct Staged {
     chunk: i64,
-    ids: Vec<u8>,
-    norms: Vec<u8>,
-    vecs: Vec<u8>,
+    data: Vec<u8>,
 }
 
 /// Changes flat storage inside the caller's transaction, and mirrors every
@@ -386,7 +383,7 @@ pub struct Writer<'a> {
     n: &'a Names,
     layout: Layout,
     pub rows: usize,
-    handles: Option<Vec<Blob>>,
+    handle: Option<Blob>,
     staged: Option<Staged>,
     cache: Option<&'a mut Cache>,
     map_put: Option<Stmt>,
@@ -408,7 +405,7 @@ impl<'a> Writer<'a> {
             n,
             layout,
             rows,
-            handles: None,
+            handle: None,
             staged: None,
             cache,
             map_put: None,
@@ -416,32 +413,23 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn handles(&mut self, chunk: i64) -> Result<&mut Vec<Blob>, SqlError> {
-        if self.handles.is_none() {
-            let mut hs = Vec::new();
-            for col in COLS {
-                if col == "norms" && !self.layout.norms {
-                    continue;
-                }
-                // SAFETY: db outlives the writer.
-                hs.push(unsafe {
-                    Blob::open(
-                        self.db,
-                        &self.n.schema,
-                        &self.n.raw("chunks"),
-                        col,
-                        chunk,
-                        true,
-                    )
-                }?);
-            }
-            self.handles = Some(hs);
+    fn handle(&mut self, chunk: i64) -> Result<&mut Blob, SqlError> {
+        if self.handle.is_none() {
+            // SAFETY: db outlives the writer.
+            self.handle = Some(unsafe {
+                Blob::open(
+                    self.db,
+                    &self.n.schema,
+                    &self.n.raw("chunks"),
+                    "data",
+                    chunk,
+                    true,
+                )
+            }?);
         }
-        let hs = self.handles.as_mut().expect("just set");
-        for h in hs.iter_mut() {
-            h.reopen(chunk)?;
-        }
-        Ok(hs)
+        let h = self.handle.as_mut().expect("just set");
+        h.reopen(chunk)?;
+        Ok(h)
     }
 
     fn map_put(&mut self, id: i64, pos: usize) -> Result<(), SqlError> {
@@ -489,16 +477,14 @@ impl<'a> Writer<'a> {
             Stmt::prepare(
                 self.db,
                 &format!(
-                    "INSERT OR REPLACE INTO {}(id, rowids, norms, vectors) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR REPLACE INTO {}(id, data) VALUES (?1, ?2)",
                     self.n.q("chunks")
                 ),
                 false,
             )
         }?;
         st.bind_i64(1, s.chunk)?;
-        st.bind_blob(2, &s.ids)?;
-        st.bind_blob(3, &s.norms)?;
-        st.bind_blob(4, &s.vecs)?;
+        st.bind_blob(2, &s.data)?;
         st.run()
     }
 
@@ -508,39 +494,41 @@ impl<'a> Writer<'a> {
             let (id, row, norm) = c.slot(pos);
             return Ok((id, row.to_vec(), norm));
         }
-        let (c, s) = self.layout.locate(pos);
-        let rb = self.layout.row_bytes();
-        let norms = self.layout.norms;
-        let hs = self.handles(c)?;
+        let l = self.layout;
+        let (c, s) = l.locate(pos);
+        let rb = l.row_bytes();
+        let h = self.handle(c)?;
         let mut id = [0u8; 8];
-        hs[0].read(s * 8, &mut id)?;
+        h.read(s * 8, &mut id)?;
         let mut norm = [0u8; 4];
-        if norms {
-            hs[1].read(s * 4, &mut norm)?;
+        if l.norms {
+            h.read(l.norms_at() + s * 4, &mut norm)?;
         }
         let mut row = vec![0u8; rb];
-        hs.last_mut().expect("vectors").read(s * rb, &mut row)?;
+        h.read(l.vectors_at() + s * rb, &mut row)?;
         Ok((i64::from_le_bytes(id), row, f32::from_le_bytes(norm)))
     }
 
     /// Overwrites the row at `pos` (an existing chunk).
     fn write_slot(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) -> Result<(), SqlError> {
-        let (c, s) = self.layout.locate(pos);
-        let rb = self.layout.row_bytes();
+        let l = self.layout;
+        let (c, s) = l.locate(pos);
+        let rb = l.row_bytes();
         if let Some(st) = self.staged.as_mut().filter(|st| st.chunk == c) {
-            st.ids[s * 8..(s + 1) * 8].copy_from_slice(&id.to_le_bytes());
-            if !st.norms.is_empty() {
-                st.norms[s * 4..(s + 1) * 4].copy_from_slice(&norm.to_le_bytes());
+            st.data[s * 8..(s + 1) * 8].copy_from_slice(&id.to_le_bytes());
+            if l.norms {
+                let at = l.norms_at() + s * 4;
+                st.data[at..at + 4].copy_from_slice(&norm.to_le_bytes());
             }
-            st.vecs[s * rb..(s + 1) * rb].copy_from_slice(row);
+            let at = l.vectors_at() + s * rb;
+            st.data[at..at + rb].copy_from_slice(row);
         } else {
-            let norms = self.layout.norms;
-            let hs = self.handles(c)?;
-            hs[0].write(s * 8, &id.to_le_bytes())?;
-            if norms {
-                hs[1].write(s * 4, &norm.to_le_bytes())?;
+            let h = self.handle(c)?;
+            h.write(s * 8, &id.to_le_bytes())?;
+            if l.norms {
+                h.write(l.norms_at() + s * 4, &norm.to_le_bytes())?;
             }
-            hs.last_mut().expect("vectors").write(s * rb, row)?;
+            h.write(l.vectors_at() + s * rb, row)?;
         }
         if let Some(cache) = self.cache.as_mut() {
             cache.set(pos, id, row, norm);
@@ -559,12 +547,9 @@ impl<'a> Writer<'a> {
         let (c, s) = self.layout.locate(pos);
         if s == 0 {
             self.flush()?;
-            let l = self.layout;
             self.staged = Some(Staged {
                 chunk: c,
-                ids: vec![0; l.cap * 8],
-                norms: vec![0; l.cap * l.norm_bytes()],
-                vecs: vec![0; l.cap * l.row_bytes()],
+                data: vec![0; self.layout.chunk_bytes()],
             });
         }
         self.rows += 1;
@@ -598,8 +583,8 @@ impl<'a> Writer<'a> {
         }
         if self.rows % self.layout.cap == 0 {
             let c = (self.rows / self.layout.cap) as i64;
-            if self.handles.as_ref().is_some_and(|h| h[0].row() == c) {
-                self.handles = None;
+            if self.handle.as_ref().is_some_and(|h| h.row() == c) {
+                self.handle = None;
             }
             // SAFETY: db outlives the writer.
             let mut st = unsafe {

@@ -1594,15 +1594,24 @@ impl Index {
         let (pending, distinct, chunk_bytes, list_bytes, map_rows) = unsafe {
             (
                 count(self.db, &format!("SELECT count(*) FROM {}", n.q(LOG)))?,
-                count(self.db, &format!("SELECT count(DISTINCT id) FROM {}", n.q(LOG)))?,
+                count(
+                    self.db,
+                    &format!("SELECT count(DISTINCT id) FROM {}", n.q(LOG)),
+                )?,
                 count(
                     self.db,
                     &format!(
-                        "SELECT coalesce(sum(length(rowids) + length(norms) + length(vectors)), 0) FROM {}",
+                        "SELECT coalesce(sum(length(data)), 0) FROM {}",
                         n.q("chunks")
                     ),
                 )?,
-                count(self.db, &format!("SELECT coalesce(sum(length(data)), 0) FROM {}", n.q("lists")))?,
+                count(
+                    self.db,
+                    &format!(
+                        "SELECT coalesce(sum(length(data)), 0) FROM {}",
+                        n.q("lists")
+                    ),
+                )?,
                 count(self.db, &format!("SELECT count(*) FROM {}", n.q("map")))?,
             )
         };

@@ -4,7 +4,7 @@
 //! | table | role | shadow? |
 //! | --- | --- | --- |
 //! | `X_info(key TEXT PRIMARY KEY, value)` | format version, options, row count, the generation token, the IVF model (a rowid table: a lookup of a small key never reads the model's overflow pages) | yes |
-//! | `X_chunks(id INTEGER PRIMARY KEY, rowids, norms, vectors)` | flat storage: fixed-capacity chunks of contiguous rows | yes |
+//! | `X_chunks(id INTEGER PRIMARY KEY, data)` | flat storage: fixed-capacity chunks of contiguous rows (rowids, norms, vectors regions in one BLOB) | yes |
 //! | `X_map(id INTEGER PRIMARY KEY, pos)` | base rowid → position (flat) or list chunk (IVF) | yes |
 //! | `X_lists(id INTEGER PRIMARY KEY, list, data)` | IVF list chunks (`ivf::ListChunk` bytes) | yes |
 //! | `X_log(seq INTEGER PRIMARY KEY, id)` | change log written by the triggers | **no** |
@@ -70,7 +70,7 @@ impl Names {
 pub fn create_tables_sql(n: &Names) -> String {
     format!(
         "CREATE TABLE {info}(key TEXT PRIMARY KEY, value);\n\
-         CREATE TABLE {chunks}(id INTEGER PRIMARY KEY, rowids BLOB NOT NULL, norms BLOB NOT NULL, vectors BLOB NOT NULL);\n\
+         CREATE TABLE {chunks}(id INTEGER PRIMARY KEY, data BLOB NOT NULL);\n\
          CREATE TABLE {map}(id INTEGER PRIMARY KEY, pos INTEGER NOT NULL);\n\
          CREATE TABLE {lists}(id INTEGER PRIMARY KEY, list INTEGER NOT NULL, data BLOB NOT NULL);\n\
          CREATE TABLE {log}(seq INTEGER PRIMARY KEY, id INTEGER);",

@@ -94,7 +94,7 @@ def insert_docs(con, x, start=1):
 
 def build(cache, x, ext):
     cache.mkdir(parents=True, exist_ok=True)
-    tag = f"n{len(x)}-d{x.shape[1]}-seed42-v2"
+    tag = f"n{len(x)}-d{x.shape[1]}-seed42-v3"
     pv, sv = cache / f"pocketvec-{tag}.db", cache / f"sqlitevec-{tag}.db"
     if not (cache / f"{tag}.done").exists():
         for p in (pv, sv):

@@ -89,6 +89,71 @@ struct IvfCache {
     lists: Option<CachedLists>,
 }
 
+/// A per-connection RAM copy of the base table's vectors for an IVF table
+/// (with the cache on): the exact re-rank reads candidates here instead of
+/// one base-table lookup each. Filled by the second IVF query on the
+/// connection from one pass over the base table, validated by the
+/// generation token like the chunk cache, patched by this connection's own
+/// applies. About the base table's vector bytes (plus a norm and a map
+/// entry per row); reported in `cache_bytes`.
+struct RowStore {
+    token: i64,
+    row_bytes: usize,
+    rows: Vec<u8>,
+    norms: Vec<f32>,
+    at: HashMap<i64, u32>,
+    free: Vec<u32>,
+}
+
+impl RowStore {
+    fn new(token: i64, row_bytes: usize) -> RowStore {
+        RowStore {
+            token,
+            row_bytes,
+            rows: Vec::new(),
+            norms: Vec::new(),
+            at: HashMap::new(),
+            free: Vec::new(),
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.rows.capacity()
+            + self.norms.capacity() * 4
+            + self.at.capacity() * (8 + 4 + 8)
+            + self.free.capacity() * 4
+    }
+    fn get(&self, id: i64) -> Option<(&[u8], f32)> {
+        let i = *self.at.get(&id)? as usize;
+        let rb = self.row_bytes;
+        Some((&self.rows[i * rb..(i + 1) * rb], self.norms[i]))
+    }
+    fn put(&mut self, id: i64, row: &[u8], norm: f32) {
+        let rb = self.row_bytes;
+        let i = match self.at.get(&id) {
+            Some(&i) => i as usize,
+            None => {
+                let i = match self.free.pop() {
+                    Some(i) => i as usize,
+                    None => {
+                        self.rows.resize(self.rows.len() + rb, 0);
+                        self.norms.push(0.0);
+                        self.norms.len() - 1
+                    }
+                };
+                self.at.insert(id, i as u32);
+                i
+            }
+        };
+        self.rows[i * rb..(i + 1) * rb].copy_from_slice(row);
+        self.norms[i] = norm;
+    }
+    fn remove(&mut self, id: i64) {
+        if let Some(i) = self.at.remove(&id) {
+            self.free.push(i);
+        }
+    }
+}
+
 /// Ids of IVF list chunks: list `l`, sequence `s` → `l << 24 | s`.
 const LIST_SHIFT: u32 = 24;
 
@@ -111,6 +176,10 @@ pub struct Index {
     conn: Arc<ConnState>,
     /// Flat scans run on this connection (the first one streams).
     scans: u64,
+    /// Token seen by the previous IVF query (`rowstore` fills when the
+    /// next one sees the same).
+    ivf_last_token: Option<i64>,
+    rowstore: Option<RowStore>,
 }
 
 impl Index {
@@ -149,6 +218,8 @@ impl Index {
             stats,
             conn: Arc::clone(conn),
             scans: 0,
+            ivf_last_token: None,
+            rowstore: None,
         }
     }
 
@@ -462,6 +533,13 @@ impl Index {
         if !self.cache_valid(state) {
             self.cache = None;
         }
+        if self
+            .rowstore
+            .as_ref()
+            .is_some_and(|r| r.token != state.token)
+        {
+            self.rowstore = None;
+        }
         // Cheap check first: a log of only bad rows changes nothing.
         if ids.len() <= 64 {
             let mut probe = Vec::new();
@@ -504,6 +582,9 @@ impl Index {
         }
         if let Some((t, _, _)) = self.ivf.as_mut().and_then(|ic| ic.lists.as_mut()) {
             *t = token;
+        }
+        if let Some(r) = self.rowstore.as_mut() {
+            r.token = token;
         }
         // An untrained IVF table trains once it holds enough rows.
         if self.opts.index == IndexKind::Ivf && !trained && rows >= self.train_min(rows) {
@@ -587,7 +668,8 @@ impl Index {
                 .ivf
                 .as_ref()
                 .and_then(|ic| ic.lists.as_ref())
-                .map_or(0, |l| l.2);
+                .map_or(0, |l| l.2)
+            + self.rowstore.as_ref().map_or(0, RowStore::bytes);
         self.stats.cache_bytes.store(b, Ordering::Relaxed);
     }
 
@@ -726,10 +808,11 @@ impl Index {
     // ---- IVF --------------------------------------------------------------
 
     fn train_min(&self, rows: usize) -> usize {
-        if let Some(t) = self.opts.ivf.train_min {
-            return t;
-        }
         let p = self.ivf_params(rows);
+        if let Some(t) = self.opts.ivf.train_min {
+            // Never below what training accepts (PQ needs 256 rows).
+            return t.max(p.min_training_vectors());
+        }
         // Enough rows for the lists to be meaningful (k-means wants ~39
         // points per centroid), and never fewer than 1000.
         (p.lists * 39).max(p.min_training_vectors()).max(1000)
@@ -973,6 +1056,25 @@ impl Index {
         let model = self.model(&s)?;
         let layout = model.code_layout();
         let current = self.fetch_rows(ids, bad)?;
+        if let Some(r) = self.rowstore.as_mut() {
+            let (kern, elem, norms) = (self.kern, self.layout.elem, self.layout.norms);
+            for (id, v) in &current {
+                match v {
+                    Some(row) => {
+                        let nm = if norms {
+                            row_norm(&kern, elem, row)
+                        } else {
+                            0.0
+                        };
+                        r.put(*id, row, nm);
+                    }
+                    None => r.remove(*id),
+                }
+            }
+            for id in bad.iter() {
+                r.remove(*id);
+            }
+        }
         // SAFETY: db is the connection owning this table.
         let pos = unsafe { flat::positions(self.db, &self.names, ids) }?;
         let mut rows = rows as i64;
@@ -1223,6 +1325,56 @@ impl Index {
         Ok(true)
     }
 
+    /// Keeps the RAM copy of the base vectors current: dropped when the
+    /// cache is off or the token moved; filled (one pass over the base
+    /// table) by a query that sees the same token as the one before it.
+    fn ivf_rowstore(&mut self, s: &State) -> Result<(), String> {
+        if !self.cache_enabled() {
+            self.rowstore = None;
+            return Ok(());
+        }
+        if self.rowstore.as_ref().is_some_and(|r| r.token == s.token) {
+            return Ok(());
+        }
+        // Fill only once the data has been stable for two queries in a row:
+        // a table written between most queries (from other connections)
+        // re-ranks from the base table instead of rereading it every time.
+        let stable = self.ivf_last_token == Some(s.token);
+        self.ivf_last_token = Some(s.token);
+        if !stable {
+            self.rowstore = None;
+            self.set_cache_stats();
+            return Ok(());
+        }
+        let (kern, elem, norms) = (self.kern, self.layout.elem, self.layout.norms);
+        let mut r = self
+            .rowstore
+            .take()
+            .map(|mut old| {
+                // Reuse the buffers (no fresh page faults).
+                old.at.clear();
+                old.free.clear();
+                old.rows.clear();
+                old.norms.clear();
+                old.token = s.token;
+                old
+            })
+            .unwrap_or_else(|| RowStore::new(s.token, self.layout.row_bytes()));
+        r.at.reserve(s.rows);
+        self.base.for_each(&mut |id, row| {
+            let nm = if norms {
+                row_norm(&kern, elem, row)
+            } else {
+                0.0
+            };
+            r.put(id, row, nm);
+            Ok(())
+        })?;
+        self.rowstore = Some(r);
+        self.set_cache_stats();
+        Ok(())
+    }
+
     /// One IVF query: probe, scan, re-rank against the base table, widen
     /// until `n` rows pass the filters. Returns `None` when the caller should
     /// answer exactly instead (every list would be probed).
@@ -1290,14 +1442,30 @@ impl Index {
             }
             let candidates = searcher.candidates();
             let base = &mut self.base;
+            let store = self.rowstore.as_ref();
             let mut scored: Vec<(i64, f32)> = Vec::new();
             let hits = searcher.finish_rerank(|ids: &[i64], dists: &mut [Option<f32>]| {
+                let mut d = [0f32];
+                // From the RAM copy when there is one; rows it lacks from
+                // the base table.
+                let mut missing = Vec::new();
+                for (i, &id) in ids.iter().enumerate() {
+                    match store.and_then(|r| r.get(id)) {
+                        Some((row, nm)) => {
+                            score_block(&kern, metric, q, row, Some(&[nm]), &mut d)?;
+                            dists[i] = Some(d[0]);
+                        }
+                        None => missing.push(id),
+                    }
+                }
+                if missing.is_empty() {
+                    return Ok(());
+                }
                 let mut at: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
                 for (i, &id) in ids.iter().enumerate() {
                     at.insert(id, i);
                 }
-                let mut d = [0f32];
-                base.fetch(ids, &mut |id, v| {
+                base.fetch(&missing, &mut |id, v| {
                     if let Some(row) = v {
                         let nm = [if uses_norms {
                             row_norm(&kern, elem, row)
@@ -1726,10 +1894,13 @@ impl VectorSource for Index {
                 self.score_base_rows(&ids, req, &mut outs)?;
                 from_base = true;
             } else if s.trained {
-                // IVF results are re-ranked from base rows, so they exist.
                 let Some(n) = req.n else {
                     return self.base.search(req);
                 };
+                self.ivf_rowstore(&s)?;
+                // Ask for the slack too: rows re-ranked from the RAM copy
+                // are checked against the base table below.
+                let n = want.unwrap_or(n);
                 for (q, out) in req.queries.iter().zip(outs.iter_mut()) {
                     if !self.ivf_query(&s, q, req, &admit, n, out)? {
                         // Every list would be probed: answer exactly from
@@ -1746,7 +1917,9 @@ impl VectorSource for Index {
                         .collect();
                     self.score_base_rows(&ids, req, &mut outs)?;
                 }
-                from_base = true;
+                // Re-ranked from base rows, they exist; from the RAM copy
+                // they are checked like flat results (REPLACE trap).
+                from_base = self.rowstore.is_none();
             } else {
                 self.scan_flat(&s, req, &admit, &mut outs)?;
                 if !synced.pending.is_empty() {

@@ -1400,11 +1400,12 @@ impl Index {
         }
         let cached = self.cached_lists(s, lists)?;
         let qf = q.to_f32();
+        // Re-rank depth from the k asked for, not from k plus the slack.
         let rerank = self
             .opts
             .ivf
             .rerank
-            .unwrap_or_else(|| ivf::default_rerank(n));
+            .unwrap_or_else(|| ivf::default_rerank(req.n.unwrap_or(n).min(n)));
         let (kern, metric, elem) = (self.kern, req.metric, self.layout.elem);
         let uses_norms = score::uses_norms(metric);
         loop {
@@ -1446,17 +1447,31 @@ impl Index {
             let mut scored: Vec<(i64, f32)> = Vec::new();
             let hits = searcher.finish_rerank(|ids: &[i64], dists: &mut [Option<f32>]| {
                 let mut d = [0f32];
-                // From the RAM copy when there is one; rows it lacks from
-                // the base table.
+                // From the RAM copy when there is one (gathered into one
+                // block, scored in one call); rows it lacks from the base
+                // table.
                 let mut missing = Vec::new();
-                for (i, &id) in ids.iter().enumerate() {
-                    match store.and_then(|r| r.get(id)) {
-                        Some((row, nm)) => {
-                            score_block(&kern, metric, q, row, Some(&[nm]), &mut d)?;
-                            dists[i] = Some(d[0]);
+                if let Some(r) = store {
+                    let mut block = Vec::with_capacity(ids.len() * r.row_bytes);
+                    let mut norms = Vec::with_capacity(ids.len());
+                    let mut slots = Vec::with_capacity(ids.len());
+                    for (i, &id) in ids.iter().enumerate() {
+                        match r.get(id) {
+                            Some((row, nm)) => {
+                                block.extend_from_slice(row);
+                                norms.push(nm);
+                                slots.push(i);
+                            }
+                            None => missing.push(id),
                         }
-                        None => missing.push(id),
                     }
+                    let mut out = vec![0f32; slots.len()];
+                    score_block(&kern, metric, q, &block, Some(&norms), &mut out)?;
+                    for (&i, &dd) in slots.iter().zip(&out) {
+                        dists[i] = Some(dd);
+                    }
+                } else {
+                    missing.extend_from_slice(ids);
                 }
                 if missing.is_empty() {
                     return Ok(());

@@ -146,6 +146,9 @@ def pocketvec_curves(ext, x, q, gt, workdir, tag):
                 break
             npb *= 2
         curves[f"pocketvec {name.replace('_', '-').upper().replace('IVF-', 'IVF-')}"] = pts
+        after = json.loads(con.execute(f"SELECT pocketvec_info('{name}')").fetchone()[0])
+        print(f"  {name}: RAM on this connection {after['cache_bytes'] / 1e6:.1f} MB (code lists + the re-rank "
+              f"copy of the base vectors; raw f32 {x.nbytes / 1e6:.1f} MB)")
     con.close()
     return curves, exact_qps, sizes, build
 

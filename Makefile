@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY    := .venv/bin/python
 EXT   := target/release/libpocketvec0.so
 
-.PHONY: all setup build demo test test-rust test-neon test-c test-cli test-demo test-python test-reliability lint bench-kernels bench-exact bench-ann bench-ivf bench fuzz check-deep clean
+.PHONY: all setup build demo test test-rust test-neon test-c test-cli test-demo test-python test-reliability lint bench-kernels bench-exact bench-ann bench-ivf bench fuzz fuzz-short check-deep clean
 
 all: build
 
@@ -67,6 +67,9 @@ bench: bench-kernels bench-exact bench-ann bench-ivf
 # (all fault points sampled widely, a long soak, Rust suites under ASan).
 fuzz: build
 	bash scripts/fuzz.sh long
+
+fuzz-short: build
+	bash scripts/fuzz.sh short
 
 check-deep: build
 	bash scripts/check-deep.sh

@@ -9,7 +9,7 @@
 //!   undefined in `libpocketvec.a` and the application's own SQLite resolves
 //!   them. It is a separate archive member that only a call to
 //!   `pocketvec_register` pulls in, which keeps it (and any SQLite) out of the
-//!   cdylib: see docs/architecture/capi.md.
+//!   cdylib: see ARCHITECTURE.md (capi section).
 use std::env;
 
 fn main() {

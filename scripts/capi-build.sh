@@ -10,7 +10,7 @@
 # pocketvec references it (every call goes through the API routines table),
 # so the member is deleted here; the cdylib never contains it because the
 # linker only extracts referenced archive members. See
-# docs/architecture/capi.md. The members to delete are found by what they
+# ARCHITECTURE.md (capi section). The members to delete are found by what they
 # define (any sqlite3_* or sqlite3Xxx symbol other than sqlite3_pocketvec_init),
 # not by file name. Afterwards `nm` must find no SQLite definition (checked
 # here and in tests/c/run.sh).

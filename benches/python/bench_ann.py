@@ -22,7 +22,7 @@ sqlite-vec.
 
 Usage: .venv/bin/python benches/python/bench_ann.py [--ext PATH]
        [--queries 300] [--synthetic 200000] [--syn-dim 384] [--bulk 100000]
-       [--png-dir docs/readme]
+       [--png-dir docs/img]
 """
 
 import argparse
@@ -330,7 +330,7 @@ def main():
     ap.add_argument("--synthetic", type=int, default=0, help="rows of clustered synthetic data (0: skip)")
     ap.add_argument("--syn-dim", type=int, default=384)
     ap.add_argument("--bulk", type=int, default=0, help="rows for the bulk-insert test (0: skip)")
-    ap.add_argument("--png-dir", default=str(ROOT / "docs" / "readme"))
+    ap.add_argument("--png-dir", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--work", default=str(ROOT / ".cache" / "bench_ann"))
     ap.add_argument("--skip-real", action="store_true")
     a = ap.parse_args()

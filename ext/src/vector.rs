@@ -2,7 +2,7 @@
 //!
 //! No SQLite here; the callers turn `sqlite3_value`s into [`Input`]s.
 //!
-//! # The vector-type rule (documented once, in `docs/readme/ext.md`)
+//! # The vector-type rule (documented once, in `README.md (ext section)`)
 //! A BLOB cannot say its element type (768 f16 and 384 f32 have the same
 //! length), so the type is decided, in this order, by:
 //! 1. the subtype set by `pocketvec_f32()`/`pocketvec_f16()`/`pocketvec_int8()`;

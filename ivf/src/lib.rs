@@ -12,7 +12,7 @@
 //! * [`MemIndex`] — an in-memory index over chunk bytes (tests, benches, and
 //!   the reference for the SQLite layer).
 //!
-//! Design notes and the byte layouts: `docs/architecture/ivf.md`.
+//! Design notes and the byte layouts: `ARCHITECTURE.md (ivf section)`.
 #![deny(unstable_features)]
 
 mod codec;

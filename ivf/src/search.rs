@@ -52,7 +52,7 @@ impl SearchParams {
     }
 }
 
-/// Default exact re-rank depth: `max(4k, 40)` (see docs/architecture/ivf.md).
+/// Default exact re-rank depth: `max(4k, 40)` (see ARCHITECTURE.md (ivf section)).
 pub fn default_rerank(k: usize) -> usize {
     (k * 4).max(40)
 }

@@ -123,8 +123,8 @@ def test_search_rejects_unknown_parameters(conn):
         hybrid.search(conn, b"", "x", rrf=3)
 
 
-def test_readme_fragment_shows_the_query_the_package_runs():
-    fragment = (REPO / "docs" / "readme" / "python.md").read_text()
+def test_readme_shows_the_query_the_package_runs():
+    fragment = (REPO / "README.md").read_text()
     assert hybrid.rrf_sql() in fragment
     for key, value in hybrid.DEFAULTS.items():
         assert f"{key}={value:g}" in fragment, key

@@ -110,7 +110,7 @@ pub fn create_triggers_sql(n: &Names, base: &str, key: &str, column: &str) -> St
 }
 
 /// DROP statements for the triggers (also what a user runs to detach an
-/// index without the extension; see docs/readme/index.md).
+/// index without the extension; see README.md (index section)).
 pub fn drop_triggers_sql(n: &Names) -> String {
     TRIGGERS
         .iter()

@@ -1,7 +1,7 @@
 //! xBestIndex in pure Rust: classify the constraints SQLite offers into a
 //! [`Plan`], and encode/decode it through `idxNum`/`idxStr`.
 //!
-//! Encoding (written down in `docs/architecture/ext.md`):
+//! Encoding (written down in `ARCHITECTURE.md (ext section)`):
 //! - `idxNum` is the plan kind: `1` = exact k-nearest-neighbour scan.
 //! - `idxStr` has one two-character token per xFilter argument, in argv
 //!   order. The first character names the argument, the second the operator:

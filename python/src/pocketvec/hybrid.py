@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Tuple
 __all__ = ["DEFAULTS", "STOPWORDS", "fts_or_query", "quote_identifier", "rrf_sql", "search"]
 
 #: Fusion parameters, chosen on a tuning slice of the Debian known-item queries
-#: (see docs/readme/python.md and python/tests/test_hybrid_eval.py), disjoint
+#: (see README.md (Python section) and python/tests/test_hybrid_eval.py), disjoint
 #: from the slice whose numbers are reported.
 DEFAULTS: Mapping[str, float] = {"rrf_k": 3, "depth": 200, "w_text": 1.5, "w_vec": 1.0}
 

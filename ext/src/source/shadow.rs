@@ -148,6 +148,22 @@ pub unsafe fn info_i64(db: *mut sys::sqlite3, n: &Names, key: &str) -> Result<Op
     })
 }
 
+/// The statement that sets `X_info[key]`, with the key bound as ?1 and the
+/// value left for ?2.
+///
+/// # Safety
+/// `db` is an open connection.
+unsafe fn info_setter(db: *mut sys::sqlite3, n: &Names, key: &str) -> Result<Stmt, SqlError> {
+    let sql = format!(
+        "INSERT OR REPLACE INTO {}(key, value) VALUES (?1, ?2)",
+        n.q("info")
+    );
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe { Stmt::prepare(db, &sql, false) }?;
+    st.bind_text(1, key)?;
+    Ok(st)
+}
+
 /// Sets `X_info[key] = value` (an integer).
 ///
 /// # Safety
@@ -159,17 +175,7 @@ pub unsafe fn set_info_i64(
     value: i64,
 ) -> Result<(), SqlError> {
     // SAFETY: caller guarantees db.
-    let mut st = unsafe {
-        Stmt::prepare(
-            db,
-            &format!(
-                "INSERT OR REPLACE INTO {}(key, value) VALUES (?1, ?2)",
-                n.q("info")
-            ),
-            false,
-        )
-    }?;
-    st.bind_text(1, key)?;
+    let mut st = unsafe { info_setter(db, n, key) }?;
     st.bind_i64(2, value)?;
     st.run()
 }
@@ -185,17 +191,7 @@ pub unsafe fn set_info_text(
     value: &str,
 ) -> Result<(), SqlError> {
     // SAFETY: caller guarantees db.
-    let mut st = unsafe {
-        Stmt::prepare(
-            db,
-            &format!(
-                "INSERT OR REPLACE INTO {}(key, value) VALUES (?1, ?2)",
-                n.q("info")
-            ),
-            false,
-        )
-    }?;
-    st.bind_text(1, key)?;
+    let mut st = unsafe { info_setter(db, n, key) }?;
     st.bind_text(2, value)?;
     st.run()
 }
@@ -211,17 +207,7 @@ pub unsafe fn set_info_blob(
     value: &[u8],
 ) -> Result<(), SqlError> {
     // SAFETY: caller guarantees db.
-    let mut st = unsafe {
-        Stmt::prepare(
-            db,
-            &format!(
-                "INSERT OR REPLACE INTO {}(key, value) VALUES (?1, ?2)",
-                n.q("info")
-            ),
-            false,
-        )
-    }?;
-    st.bind_text(1, key)?;
+    let mut st = unsafe { info_setter(db, n, key) }?;
     if value.is_empty() {
         st.bind_null(2)?;
     } else {

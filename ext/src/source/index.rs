@@ -74,6 +74,8 @@ struct Synced {
     state: State,
     pending: Vec<i64>,
     writable: bool,
+    /// Results from stored data need the REPLACE check.
+    check: bool,
 }
 
 /// `(token, chunk bytes per list, heap bytes)`.
@@ -180,6 +182,19 @@ pub struct Index {
     /// next one sees the same).
     ivf_last_token: Option<i64>,
     rowstore: Option<RowStore>,
+    /// `PRAGMA schema_version` of the base table's schema (prepared once).
+    schema_stmt: Option<Stmt>,
+    /// Whether results need the REPLACE check, as decided at a schema
+    /// version (see [`Index::replace_check`]).
+    guard: Option<ReplaceGuard>,
+}
+
+/// The REPLACE-check decision of one connection, valid while the schema
+/// version and the base table's name are unchanged.
+struct ReplaceGuard {
+    cookie: i64,
+    table: String,
+    check: bool,
 }
 
 impl Index {
@@ -220,6 +235,8 @@ impl Index {
             scans: 0,
             ivf_last_token: None,
             rowstore: None,
+            schema_stmt: None,
+            guard: None,
         }
     }
 
@@ -273,6 +290,8 @@ impl Index {
     /// xDestroy: drops the triggers, the shadow tables and the log.
     pub fn destroy(&mut self) -> Result<(), String> {
         self.state_stmt = None;
+        self.schema_stmt = None;
+        self.guard = None;
         self.cache = None;
         self.base.reset();
         // SAFETY: db is the connection dropping the table.
@@ -283,6 +302,7 @@ impl Index {
     /// triggers under the new names.
     pub fn rename(&mut self, new: &str) -> Result<(), String> {
         self.state_stmt = None;
+        self.guard = None;
         let old = self.names.clone();
         let newn = Names::new(&old.schema, new);
         // SAFETY: db is the connection renaming the table.
@@ -435,6 +455,11 @@ impl Index {
             }
         }
         self.base.check()?;
+        let (check, swept) = self.replace_check(may_write, can_write)?;
+        if swept {
+            // The sweep logged stored rows whose base row is gone.
+            state = self.read_state()?;
+        }
         let mut writable = can_write;
         let mut pending = Vec::new();
         if state.pending {
@@ -456,7 +481,118 @@ impl Index {
             state,
             pending,
             writable,
+            check,
         })
+    }
+
+    /// Whether results taken from stored data must be checked against the
+    /// base table (the REPLACE trap), and whether a sweep just logged rows.
+    ///
+    /// A REPLACE deletes a row without a DELETE trigger only through a
+    /// conflict on a UNIQUE index other than the INTEGER PRIMARY KEY (a
+    /// REPLACE on the key itself fires the INSERT trigger for the same
+    /// rowid, and applying it reads the new row). So with no such index the
+    /// check is needed only for leftovers of a time when there was one
+    /// (created, used by a REPLACE and dropped, possibly by a connection
+    /// without pocketvec): each schema version is swept once for them
+    /// (every stored rowid missing from the base table is logged, as
+    /// `'optimize'` does), and `X_info.clean_schema` records the version
+    /// swept. The decision is cached per connection by schema version and
+    /// base table name, so a later `CREATE UNIQUE INDEX` turns the check
+    /// back on at the next query.
+    fn replace_check(&mut self, may_write: bool, can_write: bool) -> Result<(bool, bool), String> {
+        let cookie = self.schema_cookie()?;
+        if let Some(g) = &self.guard {
+            if g.cookie == cookie && g.table == self.base.table() {
+                return Ok((g.check, false));
+            }
+        }
+        // SAFETY: db is the connection owning this table.
+        let unique = unsafe { unique_index(self.db, &self.names.schema, self.base.table()) }?;
+        // SAFETY: as above.
+        let clean = unsafe { shadow::info_i64(self.db, &self.names, "clean_schema") }?;
+        let (check, swept, cache) = if unique {
+            (true, false, true)
+        } else if clean == Some(cookie) {
+            (false, false, true)
+        } else if can_write {
+            match self.sweep_gone(cookie) {
+                Ok(()) => (false, true, true),
+                // Locked or busy now: check, and try again next time.
+                Err(e) if e.is_cannot_write() => (true, false, false),
+                Err(e) => return Err(e.msg),
+            }
+        } else {
+            // Not writable: results are checked one by one instead (for
+            // good when the database is read-only).
+            (true, false, may_write)
+        };
+        self.guard = cache.then(|| ReplaceGuard {
+            cookie,
+            table: self.base.table().to_string(),
+            check,
+        });
+        Ok((check, swept))
+    }
+
+    /// The schema version of the index's schema (in the current
+    /// transaction).
+    fn schema_cookie(&mut self) -> Result<i64, String> {
+        if self.schema_stmt.is_none() {
+            let sql = format!("PRAGMA {}.schema_version", quote_ident(&self.names.schema));
+            // SAFETY: db is the connection owning this table.
+            self.schema_stmt = Some(unsafe { Stmt::prepare(self.db, &sql, true) }?);
+        }
+        let st = self.schema_stmt.as_mut().expect("just set");
+        let r = match st.step() {
+            Ok(Step::Row) => Ok(st.column_i64(0)),
+            Ok(Step::Done) => Err("pocketvec: PRAGMA schema_version returned no row".to_string()),
+            Err(e) => Err(e),
+        };
+        st.reset();
+        r
+    }
+
+    /// Logs every stored rowid whose base row is gone and records the
+    /// schema version as swept, in one savepoint.
+    fn sweep_gone(&mut self, cookie: i64) -> Result<(), SqlError> {
+        // SAFETY: db is the connection owning this table.
+        unsafe { exec(self.db, "SAVEPOINT pocketvec_sweep") }?;
+        let r = self.log_gone().and_then(|()| {
+            // SAFETY: as above.
+            unsafe { shadow::set_info_i64(self.db, &self.names, "clean_schema", cookie) }
+        });
+        // SAFETY: as above.
+        let end = unsafe {
+            exec(
+                self.db,
+                if r.is_ok() {
+                    "RELEASE pocketvec_sweep"
+                } else {
+                    "ROLLBACK TO pocketvec_sweep; RELEASE pocketvec_sweep"
+                },
+            )
+        };
+        r.and(end)
+    }
+
+    /// Logs every stored rowid whose base row is gone (a REPLACE through a
+    /// UNIQUE conflict deletes it without a trigger).
+    fn log_gone(&mut self) -> Result<(), SqlError> {
+        // SAFETY: db is the connection owning this table.
+        let key = unsafe { shadow::info_text(self.db, &self.names, "key") }?
+            .ok_or_else(|| flat::corrupt(&self.names, "the key column is not recorded"))?;
+        let sql = format!(
+            "INSERT INTO {log}(id) SELECT m.id FROM {map} AS m WHERE NOT EXISTS \
+             (SELECT 1 FROM {schema}.{base} AS b WHERE b.{key} = m.id)",
+            log = self.names.q(LOG),
+            map = self.names.q("map"),
+            schema = quote_ident(&self.names.schema),
+            base = quote_ident(self.base.table()),
+            key = quote_ident(&key),
+        );
+        // SAFETY: as above.
+        unsafe { exec(self.db, &sql) }
     }
 
     /// Distinct logged rowids, ascending.
@@ -1609,20 +1745,7 @@ impl Index {
     /// conflict), then applies the change log.
     pub fn cmd_optimize(&mut self) -> Result<(), String> {
         let s = self.sync(false)?;
-        // SAFETY: db is the connection owning this table.
-        let key = unsafe { shadow::info_text(self.db, &self.names, "key") }?
-            .ok_or_else(|| flat::corrupt(&self.names, "the key column is not recorded"))?;
-        let sql = format!(
-            "INSERT INTO {log}(id) SELECT m.id FROM {map} AS m WHERE NOT EXISTS \
-             (SELECT 1 FROM {schema}.{base} AS b WHERE b.{key} = m.id)",
-            log = self.names.q(LOG),
-            map = self.names.q("map"),
-            schema = quote_ident(&self.names.schema),
-            base = quote_ident(self.base.table()),
-            key = quote_ident(&key),
-        );
-        // SAFETY: as above.
-        unsafe { exec(self.db, &sql) }.map_err(String::from)?;
+        self.log_gone().map_err(String::from)?;
         let state = self.read_state()?;
         if state.pending || s.state.pending {
             self.apply(&state).map_err(String::from)?;
@@ -1836,6 +1959,8 @@ impl Index {
             "cache_loads": self.stats.cache_loads.load(Ordering::Relaxed),
             "triggers": s.trigger_base.is_some(),
             "generation": s.token,
+            // This connection's last decision (null before its first query).
+            "replace_check": self.guard.as_ref().map(|g| g.check),
         });
         if s.trained {
             if let Ok(m) = self.model(&s) {
@@ -1855,6 +1980,29 @@ impl Index {
         }
         Ok(j)
     }
+}
+
+/// Whether `table` has a UNIQUE index (a UNIQUE constraint or `CREATE
+/// UNIQUE INDEX`, partial or on expressions alike): the only way a REPLACE
+/// can delete one of its rows without a DELETE trigger.
+///
+/// # Safety
+/// `db` is an open connection.
+unsafe fn unique_index(db: *mut sys::sqlite3, schema: &str, table: &str) -> Result<bool, String> {
+    // SAFETY: caller guarantees db.
+    let mut st = unsafe {
+        Stmt::prepare(
+            db,
+            "SELECT EXISTS (SELECT 1 FROM pragma_index_list(?1, ?2) WHERE \"unique\")",
+            false,
+        )
+    }?;
+    st.bind_text(1, table)?;
+    st.bind_text(2, schema)?;
+    Ok(match st.step()? {
+        Step::Row => st.column_i64(0) != 0,
+        Step::Done => true,
+    })
 }
 
 /// Runs a `SELECT <integer>` statement.
@@ -1961,7 +2109,7 @@ impl VectorSource for Index {
                     if req.n.is_some_and(|n| kept.len() >= n) {
                         break;
                     }
-                    if !from_base && !pending.contains(&id) {
+                    if !from_base && synced.check && !pending.contains(&id) {
                         let ok = match checked.get(&id) {
                             Some(&ok) => ok,
                             None => {

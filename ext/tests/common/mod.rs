@@ -311,6 +311,7 @@ macro_rules! pocketvec_index_cases {
             index_batch_and_threads,
             index_filters_return_k_rows,
             index_ivf_search_and_maintenance,
+            index_replace_check_follows_schema,
         );
     };
 }

@@ -70,8 +70,7 @@ impl WithToken for Cosine<'_> {
     type Output = f32;
     #[inline(always)]
     fn with_token<T: Token>(self, t: T) -> f32 {
-        let (ab, aa, bb) = cos_parts(t, self.0, self.1);
-        crate::finish::cos_sim(ab as f64, aa as f64, bb as f64)
+        t.cos_sim_i8(self.0, self.1)
     }
 }
 

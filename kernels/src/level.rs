@@ -134,7 +134,7 @@ impl Level {
     pub(crate) fn run<Op: pulp::WithSimd>(self, op: Op) -> Op::Output {
         use pulp::Simd;
         match self {
-            Level::Scalar => Simd::vectorize(pulp::Scalar::new(), op),
+            Level::Scalar => run_scalar(op),
             #[cfg(target_arch = "x86_64")]
             Level::V3(t) => Simd::vectorize(t.base(), op),
             #[cfg(target_arch = "x86_64")]
@@ -157,7 +157,7 @@ impl Level {
             }
         }
         match self {
-            Level::Scalar => op.with_token(crate::arch::ScalarToken),
+            Level::Scalar => run_token_scalar(op),
             #[cfg(target_arch = "x86_64")]
             Level::V3(t) => t.vectorize(Call(t, op)),
             #[cfg(target_arch = "x86_64")]
@@ -166,6 +166,20 @@ impl Level {
             Level::Neon(t) => t.vectorize(Call(t, op)),
         }
     }
+}
+
+/// The scalar level's body, kept out of line: inlined, its loops would make
+/// every dispatching caller save and restore registers on the SIMD levels'
+/// path too (a measurable share of a d=128 call).
+#[inline(never)]
+fn run_scalar<Op: pulp::WithSimd>(op: Op) -> Op::Output {
+    pulp::Simd::vectorize(pulp::Scalar::new(), op)
+}
+
+/// [`run_scalar`] for [`WithToken`] bodies.
+#[inline(never)]
+fn run_token_scalar<Op: WithToken>(op: Op) -> Op::Output {
+    op.with_token(crate::arch::ScalarToken)
 }
 
 const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];

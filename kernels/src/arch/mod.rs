@@ -38,6 +38,14 @@ pub(crate) trait Token: Copy {
     fn l2sq_i8(self, a: &[i8], b: &[i8]) -> i32;
     /// (Σ a·b, Σ a², Σ b²), exact in wrapping i32 for `a.len() <= I8_CHUNK`.
     fn cos_i8(self, a: &[i8], b: &[i8]) -> (i32, i32, i32);
+    /// Cosine similarity of two equal-length int8 vectors of any length,
+    /// from the exact sums (see `finish::cos_sim`). A level may finish short
+    /// vectors without leaving its vector registers.
+    #[inline(always)]
+    fn cos_sim_i8(self, a: &[i8], b: &[i8]) -> f32 {
+        let (ab, aa, bb) = crate::i8s::cos_parts(self, a, b);
+        crate::finish::cos_sim(ab as f64, aa as f64, bb as f64)
+    }
 }
 
 /// A body generic over [`Token`], run by `Level::run_token`.

@@ -223,6 +223,27 @@ fn i8_exact_every_length_level_and_offset() {
             check_i8(&k, &lo, &hi);
             check_i8(&k, &hi, &hi);
             check_i8(&k, &lo, &b);
+            // Quantised-range data ([-127, 127], as `quantize_i8` makes it)
+            // with one planted -128, and alternating extremes: every 64-byte
+            // block and the masked tail see both -128 and 127.
+            let q: Vec<i8> = rng.vec_i8(n).iter().map(|&x| x.max(-127)).collect();
+            check_i8(&k, &q, &b);
+            let mut p = q.clone();
+            if n > 0 {
+                p[rng.below(n as u64) as usize] = -128;
+            }
+            check_i8(&k, &p, &q);
+            check_i8(&k, &q, &p);
+            let alt: Vec<i8> = (0..n)
+                .map(|i| if i % 3 == 0 { -128 } else { 127 })
+                .collect();
+            let neg: Vec<i8> = alt
+                .iter()
+                .map(|&x| if x == 127 { -127 } else { 127 })
+                .collect();
+            check_i8(&k, &alt, &neg);
+            check_i8(&k, &alt, &hi);
+            check_i8(&k, &neg, &q);
         }
     }
 }

@@ -12,8 +12,7 @@ use crate::f32s::{fma, sum4};
 /// Widens a tail shorter than one register, padded with zeros.
 #[inline(always)]
 fn widen_tail<T: Token>(t: T, src: &[f16]) -> <T::S as Simd>::f32s {
-    let buf: [f16; 16] = padded(src);
-    t.widen(&buf)
+    t.widen_tail(src)
 }
 
 /// Applies `$body!(i, x, y)` to four registers per step, then the remaining
@@ -85,11 +84,9 @@ pub(crate) fn cos_parts<T: Token>(t: T, a: &[f16], b: &[f16]) -> (f32, f32, f32)
         aa[k] = fma(s, x, x, aa[k]);
         bb[k] = fma(s, y, y, bb[k]);
     });
-    (
-        sum4(s, ab[0], ab[1], ab[2], ab[3]),
-        sum4(s, aa[0], aa[1], aa[2], aa[3]),
-        sum4(s, bb[0], bb[1], bb[2], bb[3]),
-    )
+    let add4 =
+        |v: [<T::S as Simd>::f32s; 4]| s.add_f32s(s.add_f32s(v[0], v[1]), s.add_f32s(v[2], v[3]));
+    t.reduce3(add4(ab), add4(aa), add4(bb))
 }
 
 #[inline(always)]

@@ -34,11 +34,8 @@ pub(crate) fn cos_sim(ab: f64, aa: f64, bb: f64) -> f32 {
 pub(crate) fn cos_sim_f32(ab: f32, aa: f32, bb: f32) -> f32 {
     let p = aa * bb;
     if (f32::MIN_POSITIVE..f32::INFINITY).contains(&p) {
-        let sim = ab / p.sqrt();
-        if sim.is_nan() {
-            return f32::NAN;
-        }
-        sim.clamp(-1.0, 1.0)
+        // `clamp` keeps a NaN quotient NaN.
+        (ab / p.sqrt()).clamp(-1.0, 1.0)
     } else {
         cos_sim(ab as f64, aa as f64, bb as f64)
     }

@@ -29,6 +29,27 @@ pub(crate) trait Token: Copy {
     /// Converts the first `S::F32_LANES` halves of `src` to f32.
     /// Panics if `src` is shorter (the generic bodies never pass a shorter one).
     fn widen(self, src: &[f16]) -> <Self::S as Simd>::f32s;
+    /// [`Token::widen`] of a tail shorter than one register, zero-padded.
+    #[inline(always)]
+    fn widen_tail(self, src: &[f16]) -> <Self::S as Simd>::f32s {
+        let buf: [f16; 16] = padded(src);
+        self.widen(&buf)
+    }
+    /// The lane sums of three registers. A level may reduce them together.
+    #[inline(always)]
+    fn reduce3(
+        self,
+        x: <Self::S as Simd>::f32s,
+        y: <Self::S as Simd>::f32s,
+        z: <Self::S as Simd>::f32s,
+    ) -> (f32, f32, f32) {
+        let s = self.simd();
+        (
+            s.reduce_sum_f32s(x),
+            s.reduce_sum_f32s(y),
+            s.reduce_sum_f32s(z),
+        )
+    }
     /// Converts a register to halves (round to nearest, ties to even) into
     /// the first `S::F32_LANES` elements of `dst`.
     fn narrow(self, v: <Self::S as Simd>::f32s, dst: &mut [f16]);

@@ -27,6 +27,32 @@ fn hsum256(v: __m256i) -> i32 {
     }
 }
 
+/// The lane sums of three f32x8 registers, reduced together: a transpose-
+/// and-add within each 128-bit half leaves `[Σx, Σy, Σz, Σz]` per half, then
+/// the halves are added (10 instructions instead of 3 × 6).
+///
+/// # Safety
+/// AVX must be enabled.
+#[inline(always)]
+unsafe fn reduce3_256(x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
+    // SAFETY: AVX only.
+    unsafe {
+        let (x, y, z): (__m256, __m256, __m256) = (pulp::cast(x), pulp::cast(y), pulp::cast(z));
+        let s = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));
+        let u = _mm256_add_ps(_mm256_unpacklo_ps(z, z), _mm256_unpackhi_ps(z, z));
+        let r = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b01_00_01_00>(s, u),
+            _mm256_shuffle_ps::<0b11_10_11_10>(s, u),
+        );
+        let r = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r));
+        (
+            _mm_cvtss_f32(r),
+            _mm_cvtss_f32(_mm_movehdup_ps(r)),
+            _mm_cvtss_f32(_mm_movehl_ps(r, r)),
+        )
+    }
+}
+
 /// Loads 16 bytes at `p` and sign-extends them to 16 i16 lanes.
 ///
 /// # Safety
@@ -41,6 +67,12 @@ impl Token for V3Plus {
     #[inline(always)]
     fn simd(self) -> V3 {
         self.base()
+    }
+
+    #[inline(always)]
+    fn reduce3(self, x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
+        // SAFETY: this token proves AVX.
+        unsafe { reduce3_256(x, y, z) }
     }
 
     #[inline(always)]
@@ -190,6 +222,26 @@ impl Token for V4Plus {
     #[inline(always)]
     fn simd(self) -> V3 {
         self.v3()
+    }
+
+    #[inline(always)]
+    fn reduce3(self, x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
+        // SAFETY: this token proves AVX.
+        unsafe { reduce3_256(x, y, z) }
+    }
+
+    /// A masked load instead of a zero-padded copy: no `memcpy` call, so the
+    /// kernel keeps its accumulators in registers.
+    #[inline(always)]
+    fn widen_tail(self, src: &[f16]) -> f32x8 {
+        let n = src.len().min(8);
+        // SAFETY: the mask selects the first `n` halves, all inside `src`
+        // (masked-out elements are neither read nor faulted on); this token
+        // proves AVX-512 BW/VL and F16C.
+        unsafe {
+            let h = _mm_maskz_loadu_epi16(((1u32 << n) - 1) as __mmask8, src.as_ptr().cast());
+            pulp::cast(_mm256_cvtph_ps(h))
+        }
     }
 
     #[inline(always)]

@@ -39,4 +39,4 @@ pub use model::{
 };
 pub use pq::{BLOCK as PQ_BLOCK, KSUB as PQ_KSUB};
 pub use rng::sample_indices;
-pub use search::{default_rerank, SearchParams, Searcher};
+pub use search::{default_rerank, SearchParams, SearchScratch, Searcher};

@@ -217,13 +217,14 @@ multiversion! {
     }
 }
 
-/// Quantise a table to u8 (only used by the VBMI scan, so AVX-512).
+/// Quantise a table to u8 into `out` (only used by the VBMI scan, so
+/// AVX-512); `out`'s buffers are reused.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn quantize_lut_avx512(lut: &[f32], m: usize) -> QuantLut {
+fn quantize_lut_avx512(lut: &[f32], m: usize, out: &mut QuantLut) {
     use std::arch::x86_64::*;
     assert!(lut.len() >= m * KSUB);
-    let mut mins = Vec::with_capacity(m);
+    out.mins.clear();
     let mut range = 0f32;
     for t in lut.chunks_exact(KSUB).take(m) {
         let p = t.as_ptr();
@@ -238,7 +239,7 @@ fn quantize_lut_avx512(lut: &[f32], m: usize) -> QuantLut {
             }
             (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
         };
-        mins.push(lo);
+        out.mins.push(lo);
         range = range.max(hi - lo);
     }
     let delta = if range > 0.0 && range.is_finite() {
@@ -246,14 +247,15 @@ fn quantize_lut_avx512(lut: &[f32], m: usize) -> QuantLut {
     } else {
         1.0
     };
-    let mut q = vec![0u8; m * KSUB];
+    // Every byte is overwritten below.
+    out.q.resize(m * KSUB, 0);
     let inv = _mm512_set1_ps(1.0 / delta);
     let half = _mm512_set1_ps(0.5);
     let top = _mm512_set1_ps(255.0);
     for ((t, o), &lo) in lut
         .chunks_exact(KSUB)
-        .zip(q.chunks_exact_mut(KSUB))
-        .zip(&mins)
+        .zip(out.q.chunks_exact_mut(KSUB))
+        .zip(&out.mins)
     {
         let lo = _mm512_set1_ps(lo);
         for i in 0..KSUB / 16 {
@@ -267,11 +269,8 @@ fn quantize_lut_avx512(lut: &[f32], m: usize) -> QuantLut {
             }
         }
     }
-    QuantLut {
-        q,
-        bias: mins.iter().sum(),
-        delta,
-    }
+    out.bias = out.mins.iter().sum();
+    out.delta = delta;
 }
 
 /// Which ADC scan implementation to run.
@@ -362,29 +361,38 @@ impl AdcPath {
 /// `bias + delta · Σ_j q[j][c_j]` with `bias = Σ_j bias_j`. The u16 sums
 /// are exact (saturating beyond 257 sub-spaces); the error per entry is at
 /// most `delta/2`, and candidates are re-ranked exactly.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct QuantLut {
     pub(crate) q: Vec<u8>,
     pub(crate) bias: f32,
     pub(crate) delta: f32,
+    /// Per-sub-space offsets (scratch for [`QuantLut::fill`]).
+    mins: Vec<f32>,
 }
 
 impl QuantLut {
     /// Requires AVX-512F on x86-64 (the VBMI scan path implies it).
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(test)]
     pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
+        let mut q = QuantLut::default();
+        q.fill(lut, m);
+        q
+    }
+    /// Quantises `lut` (`m × KSUB`) into this table, reusing its buffers.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn fill(&mut self, lut: &[f32], m: usize) {
         assert!(std::arch::is_x86_feature_detected!("avx512f"));
         // SAFETY: AVX-512F asserted just above.
-        unsafe { quantize_lut_avx512(lut, m) }
+        unsafe { quantize_lut_avx512(lut, m, self) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    pub(crate) fn new(lut: &[f32], m: usize) -> QuantLut {
-        let mut mins = Vec::with_capacity(m);
+    pub(crate) fn fill(&mut self, lut: &[f32], m: usize) {
+        self.mins.clear();
         let mut range = 0f32;
         for t in lut.chunks_exact(KSUB).take(m) {
             let lo = t.iter().fold(f32::INFINITY, |a, &b| a.min(b));
             let hi = t.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            mins.push(lo);
+            self.mins.push(lo);
             range = range.max(hi - lo);
         }
         let delta = if range > 0.0 && range.is_finite() {
@@ -393,21 +401,18 @@ impl QuantLut {
             1.0
         };
         let inv = 1.0 / delta;
-        let mut q = vec![0u8; m * KSUB];
+        self.q.resize(m * KSUB, 0);
         for ((t, o), &lo) in lut
             .chunks_exact(KSUB)
-            .zip(q.chunks_exact_mut(KSUB))
-            .zip(&mins)
+            .zip(self.q.chunks_exact_mut(KSUB))
+            .zip(&self.mins)
         {
             for (dst, &v) in o.iter_mut().zip(t) {
                 *dst = ((v - lo) * inv + 0.5).min(255.0) as u8;
             }
         }
-        QuantLut {
-            q,
-            bias: mins.iter().sum(),
-            delta,
-        }
+        self.bias = self.mins.iter().sum();
+        self.delta = delta;
     }
 }
 

@@ -19,7 +19,10 @@ use crate::error::{invalid, Error};
 use crate::list::ListChunkRef;
 use crate::model::{check_vec, i8_slice, IvfModel, QuantizerKind};
 use crate::pq::{adc_scan, adc_scan_tail, AdcPath, QuantLut, BLOCK, KSUB};
-use kernels::{Metric, TopK};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use kernels::Metric;
 
 /// Per-query knobs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -59,52 +62,173 @@ pub fn default_rerank(k: usize) -> usize {
 
 /// The `nprobe` smallest entries of `scores`, ascending (ties: lower index).
 pub(crate) fn nearest_lists(scores: &[f32], nprobe: usize) -> Vec<u32> {
+    let mut idx = Vec::new();
+    nearest_lists_into(scores, nprobe, &mut idx);
+    idx
+}
+
+/// [`nearest_lists`] into a reused buffer.
+pub(crate) fn nearest_lists_into(scores: &[f32], nprobe: usize, idx: &mut Vec<u32>) {
     let n = nprobe.min(scores.len());
-    let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
+    idx.clear();
+    if n == 0 {
+        return;
+    }
+    idx.extend(0..scores.len() as u32);
     let cmp = |a: &u32, b: &u32| {
         scores[*a as usize]
             .total_cmp(&scores[*b as usize])
             .then(a.cmp(b))
     };
-    if n == 0 {
-        return Vec::new();
-    }
     if n < idx.len() {
         idx.select_nth_unstable_by(n - 1, cmp);
         idx.truncate(n);
     }
     idx.sort_unstable_by(cmp);
-    idx
+}
+
+/// A candidate in the bounded heap: ordered by distance (NaN last, −0.0 =
+/// +0.0), then id, like [`kernels::TopK`].
+#[derive(Copy, Clone, Debug)]
+struct Cand {
+    dist: f32,
+    id: i64,
+}
+
+impl PartialEq for Cand {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// Maps −0.0 to +0.0 and every NaN to the positive quiet NaN, so
+/// `total_cmp` orders candidates as [`kernels::TopK`] does.
+#[inline(always)]
+fn canonical(d: f32) -> f32 {
+    if d.is_nan() {
+        f32::NAN
+    } else {
+        d + 0.0
+    }
+}
+
+/// Keeps the `k` smallest candidates in a max-heap whose buffer is reused
+/// from query to query.
+#[derive(Debug, Default)]
+struct Bounded {
+    k: usize,
+    heap: BinaryHeap<Cand>,
+}
+
+impl Bounded {
+    fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.heap.clear();
+    }
+    #[inline]
+    fn push(&mut self, id: i64, dist: f32) {
+        let e = Cand {
+            dist: canonical(dist),
+            id,
+        };
+        if self.heap.len() < self.k {
+            self.heap.push(e);
+        } else if let Some(mut top) = self.heap.peek_mut() {
+            if e < *top {
+                *top = e;
+            }
+        }
+    }
+    #[inline]
+    fn threshold(&self) -> Option<f32> {
+        if self.heap.len() == self.k {
+            self.heap.peek().map(|e| e.dist)
+        } else {
+            None
+        }
+    }
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+    /// Moves the kept candidates into `out`, nearest first.
+    fn drain_sorted(&mut self, out: &mut Vec<Cand>) {
+        out.clear();
+        out.extend(self.heap.drain());
+        out.sort_unstable();
+    }
+}
+
+/// Buffers a [`Searcher`] reuses from one query to the next: keep one per
+/// table and connection (or thread), hand it to
+/// [`IvfModel::searcher_with`] and take it back with
+/// [`Searcher::into_scratch`]. After the first query nothing is allocated
+/// (lookup tables, list scores, probe order, scan distances, candidates).
+#[derive(Debug, Default)]
+pub struct SearchScratch {
+    /// The query as given (for `none` and exact distances).
+    query: Vec<f32>,
+    /// The query normalised for cosine (probe and lookup table).
+    qn: Vec<f32>,
+    /// Base term of the approximate distance per list.
+    base: Vec<f32>,
+    probe: Vec<u32>,
+    lut: Vec<f32>,
+    qlut: QuantLut,
+    q8: Vec<i8>,
+    buf: Vec<f32>,
+    tail: Vec<u8>,
+    top: Bounded,
+    cands: Vec<Cand>,
+    ids: Vec<i64>,
+    exact: Vec<Option<f32>>,
+    hits: Bounded,
 }
 
 /// An in-progress search. Cheap to create (one centroid pass and, for PQ,
-/// one lookup-table build).
+/// one lookup-table build), and allocation-free with a reused
+/// [`SearchScratch`].
 pub struct Searcher<'m> {
     model: &'m IvfModel,
     metric: Metric,
     kind: QuantizerKind,
-    /// The query as given (for `none` and exact distances).
-    query: Vec<f32>,
-    /// Base term of the approximate distance per list (= probe order).
-    base: Vec<f32>,
-    probe: Vec<u32>,
     nprobe: usize,
-    lut: Vec<f32>,
-    qlut: Option<QuantLut>,
+    /// Whether `s.qlut` holds this query's quantised table.
+    quantised: bool,
     adc: AdcPath,
-    q8: Vec<i8>,
     /// `coef · scale(q8)`: multiplies `-dot_i8 · scale(r)`.
     q8_factor: f32,
     k: usize,
-    top: TopK,
-    buf: Vec<f32>,
-    tail: Vec<u8>,
     scanned: usize,
+    s: SearchScratch,
 }
 
 impl IvfModel {
     /// Start a search for `query`.
     pub fn searcher(&self, query: &[f32], params: &SearchParams) -> Result<Searcher<'_>, Error> {
+        self.searcher_with(query, params, SearchScratch::default())
+    }
+
+    /// [`IvfModel::searcher`] reusing the buffers of `scratch` (take them
+    /// back with [`Searcher::into_scratch`]).
+    pub fn searcher_with(
+        &self,
+        query: &[f32],
+        params: &SearchParams,
+        mut s: SearchScratch,
+    ) -> Result<Searcher<'_>, Error> {
         check_vec("query", query, self.dim())?;
         if params.k == 0 {
             return Err(invalid("k", "must be at least 1"));
@@ -117,57 +241,54 @@ impl IvfModel {
         .min(self.lists());
         let keep = params.k.max(params.rerank);
         let metric = self.metric();
-        let mut qn = query.to_vec();
+        s.query.clear();
+        s.query.extend_from_slice(query);
+        s.qn.clear();
+        s.qn.extend_from_slice(query);
         if metric == Metric::Cosine {
-            self.kern.normalize_f32(&mut qn);
+            self.kern.normalize_f32(&mut s.qn);
         }
-        let mut base = vec![0f32; self.lists()];
-        self.list_bases(&qn, &mut base)?;
-        let probe = nearest_lists(&base, nprobe);
+        s.base.resize(self.lists(), 0.0);
+        self.list_bases(&s.qn, &mut s.base)?;
+        nearest_lists_into(&s.base, nprobe, &mut s.probe);
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };
-        let mut lut = Vec::new();
-        let mut qlut = None;
         let adc = AdcPath::for_kernels(self.kern);
-        let mut q8 = Vec::new();
+        let mut quantised = false;
         let mut q8_factor = 0.0;
         match self.quantizer() {
             QuantizerKind::Pq => {
-                lut = vec![0f32; self.params.pq_m * KSUB];
+                // Every entry is overwritten by the table build.
+                s.lut.resize(self.params.pq_m * KSUB, 0.0);
                 self.pq
                     .as_ref()
                     .expect("PQ model has codebooks")
-                    .ip_lut(&qn, coef, &mut lut);
+                    .ip_lut(&s.qn, coef, &mut s.lut);
                 if adc.quantised() {
-                    qlut = Some(QuantLut::new(&lut, self.params.pq_m));
+                    s.qlut.fill(&s.lut, self.params.pq_m);
+                    quantised = true;
                 }
             }
             QuantizerKind::Int8 => {
-                q8 = vec![0i8; self.dim()];
-                let s = kernels::convert::quantize_i8(&qn, &mut q8)?;
+                s.q8.resize(self.dim(), 0);
+                let sc = kernels::convert::quantize_i8(&s.qn, &mut s.q8)?;
                 // dist += coef · (s_q·s_r·dot) = coef·s_q·s_r·(-out)
-                q8_factor = -coef * s;
+                q8_factor = -coef * sc;
             }
             QuantizerKind::None => {}
         }
+        s.top.reset(keep);
         Ok(Searcher {
             model: self,
             metric,
             kind: self.quantizer(),
-            query: query.to_vec(),
-            base,
-            probe,
             nprobe,
-            lut,
-            qlut,
+            quantised,
             adc,
-            q8,
             q8_factor,
             k: params.k,
-            top: TopK::new(keep)?,
-            buf: Vec::new(),
-            tail: Vec::new(),
             scanned: 0,
+            s,
         })
     }
 }
@@ -175,18 +296,18 @@ impl IvfModel {
 impl<'m> Searcher<'m> {
     /// The lists to scan, nearest first (`nprobe` of them).
     pub fn probe_lists(&self) -> &[u32] {
-        &self.probe
+        &self.s.probe
     }
     /// Widen the probe (filtered queries that found too few matches): the
     /// nearest `nprobe` lists, of which the first `probe_lists().len()` are
     /// the ones already returned.
     pub fn widen(&mut self, nprobe: usize) -> &[u32] {
-        let n = nprobe.min(self.base.len());
-        if n > self.probe.len() {
-            self.probe = nearest_lists(&self.base, n);
+        let n = nprobe.min(self.s.base.len());
+        if n > self.s.probe.len() {
+            nearest_lists_into(&self.s.base, n, &mut self.s.probe);
             self.nprobe = n;
         }
-        &self.probe
+        &self.s.probe
     }
     /// Entries scanned so far.
     pub fn scanned(&self) -> usize {
@@ -194,7 +315,12 @@ impl<'m> Searcher<'m> {
     }
     /// Candidates currently kept.
     pub fn candidates(&self) -> usize {
-        self.top.len()
+        self.s.top.len()
+    }
+    /// Gives the buffers back for the next query's
+    /// [`IvfModel::searcher_with`].
+    pub fn into_scratch(self) -> SearchScratch {
+        self.s
     }
 
     /// Scan one stored chunk of `list`.
@@ -224,97 +350,92 @@ impl<'m> Searcher<'m> {
         keep: &mut dyn FnMut(i64) -> bool,
     ) -> Result<(), Error> {
         let n = c.len();
-        if list as usize >= self.base.len() {
+        let s = &mut self.s;
+        if list as usize >= s.base.len() {
             return Err(invalid(
                 "list",
-                format!("{list} out of range (model has {} lists)", self.base.len()),
+                format!("{list} out of range (model has {} lists)", s.base.len()),
             ));
         }
         if n == 0 {
             return Ok(());
         }
         self.scanned += n;
-        let base = self.base[list as usize];
+        let base = s.base[list as usize];
         let kern = self.model.kern;
+        let qlut = self.quantised.then_some(&s.qlut);
         match self.kind {
             QuantizerKind::Pq => {
                 let m = self.model.params.pq_m;
                 let full = c.full_blocks();
                 let padded = n.div_ceil(BLOCK) * BLOCK;
-                self.buf.resize(padded, 0.0);
+                if s.buf.len() < padded {
+                    s.buf.resize(padded, 0.0);
+                }
                 let codes = c.code_region();
                 let (head, tail) = codes.split_at(full * BLOCK * m);
-                let (out_head, out_tail) = self.buf.split_at_mut(full * BLOCK);
-                adc_scan(self.adc, &self.lut, self.qlut.as_ref(), m, head, out_head);
+                let (out_head, out_tail) = s.buf[..padded].split_at_mut(full * BLOCK);
+                adc_scan(self.adc, &s.lut, qlut, m, head, out_head);
                 let r = n - full * BLOCK;
-                if r > 0 && !adc_scan_tail(self.adc, self.qlut.as_ref(), m, tail, r, out_tail) {
+                if r > 0 && !adc_scan_tail(self.adc, qlut, m, tail, r, out_tail) {
                     // The tail block is stored with stride r: re-stride it
                     // into one padded 64-lane block.
-                    self.tail.clear();
-                    self.tail.resize(BLOCK * m, 0);
+                    s.tail.clear();
+                    s.tail.resize(BLOCK * m, 0);
                     for j in 0..m {
-                        self.tail[j * BLOCK..j * BLOCK + r]
-                            .copy_from_slice(&tail[j * r..(j + 1) * r]);
+                        s.tail[j * BLOCK..j * BLOCK + r].copy_from_slice(&tail[j * r..(j + 1) * r]);
                     }
-                    adc_scan(
-                        self.adc,
-                        &self.lut,
-                        self.qlut.as_ref(),
-                        m,
-                        &self.tail,
-                        out_tail,
-                    );
+                    adc_scan(self.adc, &s.lut, qlut, m, &s.tail, out_tail);
                 }
                 if c.layout().aux == 1 {
-                    for (i, d) in self.buf[..n].iter_mut().enumerate() {
+                    for (i, d) in s.buf[..n].iter_mut().enumerate() {
                         *d += base + c.aux(i, 0);
                     }
                 } else {
-                    for d in self.buf[..n].iter_mut() {
+                    for d in s.buf[..n].iter_mut() {
                         *d += base;
                     }
                 }
             }
             QuantizerKind::Int8 => {
-                self.buf.resize(n, 0.0);
-                kern.distances_i8(
-                    Metric::Dot,
-                    &self.q8,
-                    i8_slice(c.code_region()),
-                    None,
-                    &mut self.buf,
-                )?;
+                if s.buf.len() < n {
+                    s.buf.resize(n, 0.0);
+                }
+                let out = &mut s.buf[..n];
+                kern.distances_i8(Metric::Dot, &s.q8, i8_slice(c.code_region()), None, out)?;
                 let f = self.q8_factor;
                 if c.layout().aux == 2 {
-                    for (i, d) in self.buf.iter_mut().enumerate() {
+                    for (i, d) in out.iter_mut().enumerate() {
                         *d = base + c.aux(i, 1) + f * c.aux(i, 0) * *d;
                     }
                 } else {
-                    for (i, d) in self.buf.iter_mut().enumerate() {
+                    for (i, d) in out.iter_mut().enumerate() {
                         *d = base + f * c.aux(i, 0) * *d;
                     }
                 }
             }
             QuantizerKind::None => {
-                self.buf.resize(n, 0.0);
+                if s.buf.len() < n {
+                    s.buf.resize(n, 0.0);
+                }
                 kern.distances_f32_bytes(
                     self.metric,
-                    &self.query,
+                    &s.query,
                     c.code_region(),
                     None,
-                    &mut self.buf,
+                    &mut s.buf[..n],
                 )?;
             }
         }
         // Until the heap is full everything is admitted; then only entries
         // nearer than the current k-th (NaN never is).
-        let mut thr = self.top.threshold();
-        for (i, &d) in self.buf[..n].iter().enumerate() {
+        let mut thr = s.top.threshold();
+        for (i, &d) in s.buf[..n].iter().enumerate() {
             if thr.is_none_or(|t| d < t) {
                 let id = c.id(i);
                 if keep(id) {
-                    self.top.push(id, d);
-                    thr = self.top.threshold();
+                    s.top.push(id, d);
+                    thr = s.top.threshold();
                 }
             }
         }
@@ -323,9 +444,11 @@ impl<'m> Searcher<'m> {
 
     /// Finish without re-ranking: the best `k` by approximate distance
     /// (exact for quantizer `none`), nearest first.
-    pub fn finish(self) -> Vec<(i64, f32)> {
+    pub fn finish(mut self) -> Vec<(i64, f32)> {
         let (k, metric, kind) = (self.k, self.metric, self.kind);
-        let mut v = self.top.into_sorted_vec();
+        let s = &mut self.s;
+        s.top.drain_sorted(&mut s.cands);
+        let mut v: Vec<(i64, f32)> = s.cands.iter().map(|c| (c.id, c.dist)).collect();
         dedup_ids(&mut v);
         v.truncate(k);
         for (_, d) in v.iter_mut() {
@@ -340,27 +463,40 @@ impl<'m> Searcher<'m> {
     /// the row no longer exists (it is dropped). Returns the best `k`,
     /// nearest first (ties by id).
     pub fn finish_rerank<E>(
-        self,
-        mut exact: impl FnMut(&[i64], &mut [Option<f32>]) -> Result<(), E>,
+        mut self,
+        exact: impl FnMut(&[i64], &mut [Option<f32>]) -> Result<(), E>,
     ) -> Result<Vec<(i64, f32)>, E> {
-        let k = self.k;
-        let mut ids: Vec<i64> = self
-            .top
-            .into_sorted_vec()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut out = vec![None; ids.len()];
-        exact(&ids, &mut out)?;
-        let mut top = TopK::new(k).expect("k >= 1 checked in searcher()");
-        for (&id, d) in ids.iter().zip(out) {
-            if let Some(d) = d {
-                top.push(id, d);
+        let mut hits = Vec::new();
+        self.finish_rerank_into(exact, &mut hits)?;
+        Ok(hits)
+    }
+
+    /// [`Searcher::finish_rerank`] into `hits` (cleared first), leaving the
+    /// searcher's buffers for [`Searcher::into_scratch`].
+    pub fn finish_rerank_into<E>(
+        &mut self,
+        mut exact: impl FnMut(&[i64], &mut [Option<f32>]) -> Result<(), E>,
+        hits: &mut Vec<(i64, f32)>,
+    ) -> Result<(), E> {
+        let s = &mut self.s;
+        s.top.drain_sorted(&mut s.cands);
+        s.ids.clear();
+        s.ids.extend(s.cands.iter().map(|c| c.id));
+        s.ids.sort_unstable();
+        s.ids.dedup();
+        s.exact.clear();
+        s.exact.resize(s.ids.len(), None);
+        exact(&s.ids, &mut s.exact)?;
+        s.hits.reset(self.k);
+        for (&id, d) in s.ids.iter().zip(&s.exact) {
+            if let Some(d) = *d {
+                s.hits.push(id, d);
             }
         }
-        Ok(top.into_sorted_vec())
+        s.hits.drain_sorted(&mut s.cands);
+        hits.clear();
+        hits.extend(s.cands.iter().map(|c| (c.id, c.dist)));
+        Ok(())
     }
 }
 

@@ -103,8 +103,43 @@ struct RowStore {
     row_bytes: usize,
     rows: Vec<u8>,
     norms: Vec<f32>,
-    at: HashMap<i64, u32>,
+    at: HashMap<i64, u32, IdHash>,
     free: Vec<u32>,
+}
+
+/// A multiplicative (Fibonacci) hash for rowids: the RAM copy is looked up
+/// once per re-ranked candidate, and SipHash cost more than the lookup's
+/// cache miss. Keys come from the database, not from an adversary racing
+/// the hash (a skewed table only costs time, never correctness).
+#[derive(Clone, Copy, Default)]
+struct IdHash;
+
+/// [`IdHash`]'s hasher state.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        // The high bits pick the bucket group (hashbrown's h1 uses the low
+        // bits, h2 the top 7): mix both ways.
+        let x = (v as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
 }
 
 impl RowStore {
@@ -114,7 +149,7 @@ impl RowStore {
             row_bytes,
             rows: Vec::new(),
             norms: Vec::new(),
-            at: HashMap::new(),
+            at: HashMap::default(),
             free: Vec::new(),
         }
     }
@@ -124,10 +159,14 @@ impl RowStore {
             + self.at.capacity() * (8 + 4 + 8)
             + self.free.capacity() * 4
     }
-    fn get(&self, id: i64) -> Option<(&[u8], f32)> {
-        let i = *self.at.get(&id)? as usize;
+    /// Slot of row `id`, if held.
+    fn slot(&self, id: i64) -> Option<usize> {
+        self.at.get(&id).map(|&i| i as usize)
+    }
+    /// Bytes of the row in slot `i`.
+    fn row(&self, i: usize) -> &[u8] {
         let rb = self.row_bytes;
-        Some((&self.rows[i * rb..(i + 1) * rb], self.norms[i]))
+        &self.rows[i * rb..(i + 1) * rb]
     }
     fn put(&mut self, id: i64, row: &[u8], norm: f32) {
         let rb = self.row_bytes;
@@ -184,9 +223,44 @@ pub struct Index {
     rowstore: Option<RowStore>,
     /// `PRAGMA schema_version` of the base table's schema (prepared once).
     schema_stmt: Option<Stmt>,
+    /// IVF query buffers reused from query to query (nothing is allocated
+    /// per query once they have grown): the searcher's lookup tables,
+    /// scores and candidates, the re-rank lists, the hits, the f32 query.
+    ivf_scratch: Option<ivf::SearchScratch>,
+    ivf_rerank: RerankScratch,
+    ivf_hits: Vec<(i64, f32)>,
+    ivf_qbuf: Vec<f32>,
     /// Whether results need the REPLACE check, as decided at a schema
     /// version (see [`Index::replace_check`]).
     guard: Option<ReplaceGuard>,
+}
+
+/// Re-rank bookkeeping: candidates found in the RAM copy (`(index in the
+/// candidate list, slot)`) and the ones read from the base table.
+#[derive(Default)]
+struct RerankScratch {
+    slots: Vec<(usize, usize)>,
+    missing: Vec<i64>,
+}
+
+/// Asks the CPU to start loading `bytes` (at most `limit` bytes, one
+/// request per 64-byte line) into its caches. A hint: no effect on results.
+#[inline]
+fn prefetch(bytes: &[u8], limit: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let n = bytes.len().min(limit);
+        let mut off = 0;
+        while off < n {
+            // SAFETY: prefetch never faults, and the address is inside
+            // `bytes` anyway; SSE is part of the x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off).cast()) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, limit);
 }
 
 /// The REPLACE-check decision of one connection, valid while the schema
@@ -237,6 +311,10 @@ impl Index {
             rowstore: None,
             schema_stmt: None,
             guard: None,
+            ivf_scratch: None,
+            ivf_rerank: RerankScratch::default(),
+            ivf_hits: Vec::new(),
+            ivf_qbuf: Vec::new(),
         }
     }
 
@@ -1535,7 +1613,16 @@ impl Index {
             return Ok(false);
         }
         let cached = self.cached_lists(s, lists)?;
-        let qf = q.to_f32();
+        // The query as f32 (borrowed when it already is).
+        let mut qbuf = std::mem::take(&mut self.ivf_qbuf);
+        let qf: &[f32] = match q {
+            Vector::F32(v) => v,
+            _ => {
+                qbuf.clear();
+                qbuf.extend(q.to_f32());
+                &qbuf
+            }
+        };
         // Re-rank depth from the k asked for, not from k plus the slack.
         let rerank = self
             .opts
@@ -1544,25 +1631,35 @@ impl Index {
             .unwrap_or_else(|| ivf::default_rerank(req.n.unwrap_or(n).min(n)));
         let (kern, metric, elem) = (self.kern, req.metric, self.layout.elem);
         let uses_norms = score::uses_norms(metric);
-        loop {
+        let mut hits = std::mem::take(&mut self.ivf_hits);
+        let r = loop {
             let params = ivf::SearchParams {
                 k: n,
                 nprobe,
                 rerank: rerank.max(n),
             };
+            let scratch = self.ivf_scratch.take().unwrap_or_default();
             let mut searcher = model
-                .searcher(&qf, &params)
+                .searcher_with(qf, &params, scratch)
                 .map_err(|e| format!("pocketvec: query for {}: {e}", self.label()))?;
-            let probe = searcher.probe_lists().to_vec();
             let mut keep = |id: i64| admit.admits(id);
-            for &l in &probe {
+            for i in 0..searcher.probe_lists().len() {
+                let l = searcher.probe_lists()[i];
                 if cached {
                     let (_, all, _) = self
                         .ivf
                         .as_ref()
                         .and_then(|ic| ic.lists.as_ref())
                         .expect("cached");
-                    for b in &all[l as usize] {
+                    let chunks = &all[l as usize];
+                    // The next probed list's first chunk is fetched while
+                    // this one is scanned (lists live in separate buffers).
+                    if let Some(&next) = searcher.probe_lists().get(i + 1) {
+                        if let Some(b) = all[next as usize].first() {
+                            prefetch(b, 4096);
+                        }
+                    }
+                    for b in chunks {
                         if !b.is_empty() {
                             searcher
                                 .scan_chunk_filtered(l, b, &mut keep)
@@ -1580,58 +1677,59 @@ impl Index {
             let candidates = searcher.candidates();
             let base = &mut self.base;
             let store = self.rowstore.as_ref();
-            let mut scored: Vec<(i64, f32)> = Vec::new();
-            let hits = searcher.finish_rerank(|ids: &[i64], dists: &mut [Option<f32>]| {
-                let mut d = [0f32];
-                // From the RAM copy when there is one (gathered into one
-                // block, scored in one call); rows it lacks from the base
-                // table.
-                let mut missing = Vec::new();
-                if let Some(r) = store {
-                    let mut block = Vec::with_capacity(ids.len() * r.row_bytes);
-                    let mut norms = Vec::with_capacity(ids.len());
-                    let mut slots = Vec::with_capacity(ids.len());
-                    for (i, &id) in ids.iter().enumerate() {
-                        match r.get(id) {
-                            Some((row, nm)) => {
-                                block.extend_from_slice(row);
-                                norms.push(nm);
-                                slots.push(i);
+            let rr = &mut self.ivf_rerank;
+            let res = searcher.finish_rerank_into(
+                |ids: &[i64], dists: &mut [Option<f32>]| {
+                    let mut d = [0f32];
+                    // From the RAM copy when there is one: every row's
+                    // cache lines are requested first (the rows are
+                    // scattered, so their misses overlap), then each row is
+                    // scored in place. Rows it lacks come from the base
+                    // table.
+                    rr.missing.clear();
+                    rr.slots.clear();
+                    if let Some(r) = store {
+                        for (i, &id) in ids.iter().enumerate() {
+                            match r.slot(id) {
+                                Some(at) => {
+                                    prefetch(r.row(at), usize::MAX);
+                                    rr.slots.push((i, at));
+                                }
+                                None => rr.missing.push(id),
                             }
-                            None => missing.push(id),
                         }
+                        for &(i, at) in &rr.slots {
+                            score_block(&kern, metric, q, r.row(at), Some(&[r.norms[at]]), &mut d)?;
+                            dists[i] = Some(d[0]);
+                        }
+                    } else {
+                        rr.missing.extend_from_slice(ids);
                     }
-                    let mut out = vec![0f32; slots.len()];
-                    score_block(&kern, metric, q, &block, Some(&norms), &mut out)?;
-                    for (&i, &dd) in slots.iter().zip(&out) {
-                        dists[i] = Some(dd);
+                    if rr.missing.is_empty() {
+                        return Ok(());
                     }
-                } else {
-                    missing.extend_from_slice(ids);
-                }
-                if missing.is_empty() {
-                    return Ok(());
-                }
-                let mut at: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
-                for (i, &id) in ids.iter().enumerate() {
-                    at.insert(id, i);
-                }
-                base.fetch(&missing, &mut |id, v| {
-                    if let Some(row) = v {
-                        let nm = [if uses_norms {
-                            row_norm(&kern, elem, row)
-                        } else {
-                            0.0
-                        }];
-                        score_block(&kern, metric, q, row, Some(&nm), &mut d)?;
-                        dists[at[&id]] = Some(d[0]);
-                    }
-                    Ok(())
-                })
-            })?;
-            scored.extend(hits);
+                    base.fetch(&rr.missing, &mut |id, v| {
+                        if let Some(row) = v {
+                            let nm = [if uses_norms {
+                                row_norm(&kern, elem, row)
+                            } else {
+                                0.0
+                            }];
+                            score_block(&kern, metric, q, row, Some(&nm), &mut d)?;
+                            // ids are ascending.
+                            if let Ok(i) = ids.binary_search(&id) {
+                                dists[i] = Some(d[0]);
+                            }
+                        }
+                        Ok(())
+                    })
+                },
+                &mut hits,
+            );
+            self.ivf_scratch = Some(searcher.into_scratch());
+            res?;
             let mut trial = out.empty_like();
-            for &(id, d) in &scored {
+            for &(id, d) in &hits {
                 trial.push(id, d);
             }
             // Enough rows passed the filters: done. Otherwise probe twice as
@@ -1639,13 +1737,16 @@ impl Index {
             // is cheaper.
             if trial.len() >= n || candidates == 0 && admit.all() {
                 out.merge(trial);
-                return Ok(true);
+                break Ok(true);
             }
             nprobe = nprobe.saturating_mul(2);
             if nprobe >= lists {
-                return Ok(false);
+                break Ok(false);
             }
-        }
+        };
+        self.ivf_hits = hits;
+        self.ivf_qbuf = qbuf;
+        r
     }
 
     // ---- commands -------------------------------------------------------------

@@ -195,7 +195,7 @@ impl WithToken for Cosine<'_> {
     #[inline(always)]
     fn with_token<T: Token>(self, t: T) -> f32 {
         let (ab, aa, bb) = cos_parts(t, self.0, self.1);
-        crate::finish::cos_sim_f32(ab, aa, bb)
+        t.cos_finish_f32(ab, aa, bb)
     }
 }
 

@@ -50,6 +50,12 @@ pub(crate) trait Token: Copy {
             s.reduce_sum_f32s(z),
         )
     }
+    /// Cosine similarity from f32 sums, as [`crate::finish::cos_sim_f32`]
+    /// (to within a few f32 ulps).
+    #[inline(always)]
+    fn cos_finish_f32(self, ab: f32, aa: f32, bb: f32) -> f32 {
+        crate::finish::cos_sim_f32(ab, aa, bb)
+    }
     /// Converts a register to halves (round to nearest, ties to even) into
     /// the first `S::F32_LANES` elements of `dst`.
     fn narrow(self, v: <Self::S as Simd>::f32s, dst: &mut [f16]);

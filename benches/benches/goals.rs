@@ -238,19 +238,26 @@ fn main() {
             format!("f16 cosine d={d}, {bn} vs simsimd"),
             m.speedup(3, 2),
             2.0,
-            String::new(),
+            cpe(m.ns(3), d),
         );
         t.row(
             format!("int8 cosine d={d}, {bn} vs simsimd"),
             m.speedup(5, 4),
             1.3,
-            String::new(),
+            cpe(m.ns(5), d),
         );
         t.row(
             format!("int8 cosine d={d} vs our f32 cosine ({bn}), elements/s"),
             m.speedup(5, 1),
             2.0,
-            String::new(),
+            ghz.map(|g| {
+                format!(
+                    "per call: int8 {:.0}, f32 {:.0} cycles",
+                    m.ns(5) * g,
+                    m.ns(1) * g
+                )
+            })
+            .unwrap_or_default(),
         );
     }
 
@@ -286,7 +293,8 @@ fn main() {
                 format!("f32 dot d=768, {name} vs our scalar level"),
                 m.speedup(1, 0),
                 6.0,
-                String::new(),
+                ghz.map(|_| format!("scalar {}, {name} {}", cpe(m.ns(0), 768), cpe(m.ns(1), 768)))
+                    .unwrap_or_default(),
             );
         }
     }

@@ -544,6 +544,124 @@ multiversion! {
     }
 }
 
+/// The centroid panels in f16 for the probe, scaled by a power of two so
+/// the largest magnitude lands in `(2^13, 2^14]` (far from f16 overflow and
+/// from its subnormals whatever the data's scale): half the bytes of the
+/// f32 panels, which is what one query's probe pays for (it streams every
+/// centroid once). The products only rank lists and set the base term of
+/// approximate distances, which the exact re-rank replaces; the error of a
+/// product is at most about `2^-11 · Σ|q_i|·|c_i|`.
+#[derive(Clone, Debug)]
+pub(crate) struct HalfPanels {
+    bits: Vec<u16>,
+    /// 1 / scale.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    inv: f32,
+}
+
+/// `None` when the panels are not finite or their scale is extreme.
+pub(crate) fn half_panels(panel: &[f32]) -> Option<HalfPanels> {
+    let max = panel.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if !max.is_finite() {
+        return None;
+    }
+    let (scale, inv) = if max == 0.0 {
+        (1.0, 1.0)
+    } else {
+        let e = 14 - max.log2().ceil() as i32;
+        let (s, i) = (2f32.powi(e), 2f32.powi(-e));
+        if !(s.is_normal() && i.is_normal()) {
+            return None;
+        }
+        (s, i)
+    };
+    let bits = panel
+        .iter()
+        .map(|&v| kernels::f16::from_f32(v * scale).to_bits())
+        .collect();
+    Some(HalfPanels { bits, inv })
+}
+
+/// [`dots_panels`] from f16 panels; `false` (nothing written) when this
+/// CPU or dispatch level has no AVX-512 (the caller uses the f32 panels).
+pub(crate) fn dots_panels_half(
+    kern: Kernels,
+    hp: &HalfPanels,
+    k: usize,
+    dim: usize,
+    x: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let npanels = k.div_ceil(NC);
+    assert!(hp.bits.len() == npanels * dim * NC && x.len() == dim && out.len() == k);
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512(kern) {
+        // SAFETY: AVX-512F detected; lengths asserted above.
+        unsafe { dots_panels_half_avx512(&hp.bits, k, dim, x, out) };
+        for v in out.iter_mut() {
+            *v *= hp.inv;
+        }
+        return true;
+    }
+    let _ = (kern, out);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_panels_half_avx512(panel: &[u16], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let npanels = k.div_ceil(NC);
+    let ld = |p: *const u16| -> __m512 {
+        // SAFETY: callers pass pointers to 16 readable u16 (see below).
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
+    };
+    for pi in 0..npanels {
+        let pp = panel[pi * dim * NC..].as_ptr();
+        // Eight accumulators (four dimensions × two halves of the panel):
+        // enough independent FMA chains to cover their latency.
+        let mut acc8 = [_mm512_setzero_ps(); 8];
+        let mut d = 0;
+        // SAFETY (all loads below): d + j < dim, panel pi has dim*NC elements.
+        while d + 4 <= dim {
+            for j in 0..4 {
+                unsafe {
+                    let xj = _mm512_set1_ps(x[d + j]);
+                    acc8[2 * j] = _mm512_fmadd_ps(xj, ld(pp.add((d + j) * NC)), acc8[2 * j]);
+                    acc8[2 * j + 1] =
+                        _mm512_fmadd_ps(xj, ld(pp.add((d + j) * NC + 16)), acc8[2 * j + 1]);
+                }
+            }
+            d += 4;
+        }
+        while d < dim {
+            unsafe {
+                let x0 = _mm512_set1_ps(x[d]);
+                acc8[0] = _mm512_fmadd_ps(x0, ld(pp.add(d * NC)), acc8[0]);
+                acc8[1] = _mm512_fmadd_ps(x0, ld(pp.add(d * NC + 16)), acc8[1]);
+            }
+            d += 1;
+        }
+        let lo = _mm512_add_ps(
+            _mm512_add_ps(acc8[0], acc8[2]),
+            _mm512_add_ps(acc8[4], acc8[6]),
+        );
+        let hi = _mm512_add_ps(
+            _mm512_add_ps(acc8[1], acc8[3]),
+            _mm512_add_ps(acc8[5], acc8[7]),
+        );
+        let mut acc = [0f32; NC];
+        // SAFETY: acc has 32 f32.
+        unsafe {
+            _mm512_storeu_ps(acc.as_mut_ptr(), lo);
+            _mm512_storeu_ps(acc.as_mut_ptr().add(16), hi);
+        }
+        let c0 = pi * NC;
+        let nc = NC.min(k - c0);
+        out[c0..c0 + nc].copy_from_slice(&acc[..nc]);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn dots_panels_avx512(panel: &[f32], k: usize, dim: usize, x: &[f32], out: &mut [f32]) {

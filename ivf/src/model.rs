@@ -4,7 +4,10 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{corrupt, invalid, Error};
-use crate::kmeans::{assign_points, dots_panels, kmeans, panels, Assign, KMeansConfig};
+use crate::kmeans::{
+    assign_points, dots_panels, dots_panels_half, half_panels, kmeans, panels, Assign, HalfPanels,
+    KMeansConfig,
+};
 use crate::list::CodeLayout;
 use crate::pq::{Pq, KSUB};
 use crate::rng::sample_indices;
@@ -247,6 +250,9 @@ pub struct IvfModel {
     pub(crate) csq: Vec<f32>,
     /// Centroids as GEMM panels (derived; for the probe step).
     pub(crate) panels: Vec<f32>,
+    /// The same panels in scaled f16 (derived): the probe reads these
+    /// when AVX-512 is available (half the bytes per query).
+    pub(crate) half: Option<HalfPanels>,
     pub(crate) pq: Option<Pq>,
     pub(crate) trained_on: u64,
     pub(crate) kern: Kernels,
@@ -257,6 +263,16 @@ pub const MODEL_MAGIC: [u8; 4] = *b"PVIM";
 /// Version of the serialised model this build writes and reads.
 pub const MODEL_VERSION: u16 = 1;
 const MODEL_HEADER: usize = 64;
+
+/// The f16 probe panels where the probe can use them (x86-64; the
+/// AVX-512 check happens per call, so forced lower levels still work).
+fn probe_panels(pan: &[f32]) -> Option<HalfPanels> {
+    if cfg!(target_arch = "x86_64") {
+        half_panels(pan)
+    } else {
+        None
+    }
+}
 
 pub(crate) fn check_vec(what: &'static str, v: &[f32], dim: usize) -> Result<(), Error> {
     if v.len() != dim {
@@ -353,10 +369,12 @@ impl IvfModel {
             },
         )?;
         drop(coarse_sample);
+        let pan = panels(&km.centroids, params.lists, dim);
         let mut model = IvfModel {
             params: params.clone(),
             csq: sqnorms(&km.centroids, dim),
-            panels: panels(&km.centroids, params.lists, dim),
+            half: probe_panels(&pan),
+            panels: pan,
             centroids: km.centroids,
             pq: None,
             trained_on: n as u64,
@@ -687,8 +705,14 @@ impl IvfModel {
                 found: out.len(),
             });
         }
-        // out = q·c
-        dots_panels(self.kern, &self.panels, self.lists(), self.dim(), qn, out);
+        // out = q·c (from the f16 panels when the CPU has AVX-512)
+        let half = self
+            .half
+            .as_ref()
+            .is_some_and(|h| dots_panels_half(self.kern, h, self.lists(), self.dim(), qn, out));
+        if !half {
+            dots_panels(self.kern, &self.panels, self.lists(), self.dim(), qn, out);
+        }
         match self.metric() {
             Metric::Cosine => out.iter_mut().for_each(|v| *v = 1.0 - *v),
             Metric::Dot => out.iter_mut().for_each(|v| *v = -*v),
@@ -839,9 +863,11 @@ impl IvfModel {
         };
         let _crc = r.u32()?;
         debug_assert_eq!(r.remaining(), 0);
+        let pan = panels(&centroids, lists, dim);
         Ok(IvfModel {
             csq: sqnorms(&centroids, dim),
-            panels: panels(&centroids, lists, dim),
+            half: probe_panels(&pan),
+            panels: pan,
             params,
             centroids,
             pq,

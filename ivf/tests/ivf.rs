@@ -755,3 +755,82 @@ fn reused_scratch_matches_fresh_searchers() {
 fn bits(v: &[(i64, f32)]) -> Vec<(i64, u32)> {
     v.iter().map(|&(id, d)| (id, d.to_bits())).collect()
 }
+
+/// The probe (f16 centroid panels on AVX-512, f32 panels below it) ranks
+/// lists like an f64 reference, at any data scale: the list it puts first
+/// is the nearest or within rounding of it, and the probed set covers the
+/// reference's nearest few.
+#[test]
+fn probe_ranks_lists_like_f64_at_any_scale() {
+    let dim = 48;
+    let lists = 40;
+    let (base, _) = clustered(4000, dim, lists, 0.4, 77);
+    let queries = clustered_queries(30, dim, lists, 0.4, 78);
+    // (L2 squares in f32: beyond 1e±15 the squared terms leave its range.)
+    for scale in [1e-12f32, 1e-6, 1.0, 1e6, 1e12] {
+        let data: Vec<f32> = base.iter().map(|v| v * scale).collect();
+        let qs: Vec<f32> = queries.iter().map(|v| v * scale).collect();
+        for metric in METRICS {
+            let p = params(dim, metric, lists, QuantizerKind::Int8);
+            let trained = IvfModel::train(&p, &data, 2).unwrap();
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
+                let Ok(kern) = Kernels::new(isa) else {
+                    eprintln!("skipping {isa:?}: CPU lacks it");
+                    continue;
+                };
+                let m = trained.clone().with_kernels(kern);
+                for q in qs.chunks_exact(dim) {
+                    // f64 reference of what the probe ranks by.
+                    let refs: Vec<f64> = (0..lists as u32)
+                        .map(|l| probe_score64(metric, q, m.centroid(l)))
+                        .collect();
+                    let mut order: Vec<usize> = (0..lists).collect();
+                    order.sort_by(|&a, &b| refs[a].total_cmp(&refs[b]));
+                    let got = m.probe(q, 4).unwrap();
+                    let first = refs[got[0] as usize];
+                    let best = refs[order[0]];
+                    let mag: f64 = (0..lists as u32)
+                        .map(|l| {
+                            let c = m.centroid(l);
+                            q.iter()
+                                .zip(c)
+                                .map(|(a, b)| (a * b).abs() as f64)
+                                .sum::<f64>()
+                        })
+                        .fold(0.0, f64::max);
+                    let qq: f64 = q.iter().map(|v| (*v as f64).powi(2)).sum();
+                    let tol = 4e-3 * (mag + if metric == Metric::L2 { qq } else { 0.0 });
+                    assert!(
+                        first <= best + tol,
+                        "{metric:?} x{scale} {isa:?}: first list {} at {first}, best {} at {best}",
+                        got[0],
+                        order[0]
+                    );
+                    assert!(
+                        got.contains(&(order[0] as u32)),
+                        "{metric:?} x{scale} {isa:?}: nearest list {} not probed in {got:?}",
+                        order[0]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What the probe ranks lists by, in f64: cosine `1 - q̂·c` (centroids are
+/// normalised), dot `-q·c`, L2 `‖q - c‖²`.
+fn probe_score64(metric: Metric, q: &[f32], c: &[f32]) -> f64 {
+    let dot: f64 = q.iter().zip(c).map(|(a, b)| *a as f64 * *b as f64).sum();
+    match metric {
+        Metric::Cosine => {
+            let qn: f64 = q.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            1.0 - dot / qn
+        }
+        Metric::Dot => -dot,
+        Metric::L2 => q
+            .iter()
+            .zip(c)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum(),
+    }
+}

@@ -235,32 +235,11 @@ pub struct Index {
     guard: Option<ReplaceGuard>,
 }
 
-/// Re-rank bookkeeping: candidates found in the RAM copy (`(index in the
-/// candidate list, slot)`) and the ones read from the base table.
+/// Re-rank bookkeeping: the candidates the RAM copy lacks (read from the
+/// base table).
 #[derive(Default)]
 struct RerankScratch {
-    slots: Vec<(usize, usize)>,
     missing: Vec<i64>,
-}
-
-/// Asks the CPU to start loading `bytes` (at most `limit` bytes, one
-/// request per 64-byte line) into its caches. A hint: no effect on results.
-#[inline]
-fn prefetch(bytes: &[u8], limit: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let n = bytes.len().min(limit);
-        let mut off = 0;
-        while off < n {
-            // SAFETY: prefetch never faults, and the address is inside
-            // `bytes` anyway; SSE is part of the x86-64 baseline.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(off).cast()) };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, limit);
 }
 
 /// The REPLACE-check decision of one connection, valid while the schema
@@ -1652,13 +1631,6 @@ impl Index {
                         .and_then(|ic| ic.lists.as_ref())
                         .expect("cached");
                     let chunks = &all[l as usize];
-                    // The next probed list's first chunk is fetched while
-                    // this one is scanned (lists live in separate buffers).
-                    if let Some(&next) = searcher.probe_lists().get(i + 1) {
-                        if let Some(b) = all[next as usize].first() {
-                            prefetch(b, 4096);
-                        }
-                    }
                     for b in chunks {
                         if !b.is_empty() {
                             searcher
@@ -1681,26 +1653,28 @@ impl Index {
             let res = searcher.finish_rerank_into(
                 |ids: &[i64], dists: &mut [Option<f32>]| {
                     let mut d = [0f32];
-                    // From the RAM copy when there is one: every row's
-                    // cache lines are requested first (the rows are
-                    // scattered, so their misses overlap), then each row is
-                    // scored in place. Rows it lacks come from the base
-                    // table.
+                    // From the RAM copy when there is one, each row scored
+                    // in place (software prefetching of the scattered rows,
+                    // or of the next list, measured slower here: the
+                    // hardware already overlaps the misses). Rows it lacks
+                    // come from the base table.
                     rr.missing.clear();
-                    rr.slots.clear();
                     if let Some(r) = store {
                         for (i, &id) in ids.iter().enumerate() {
                             match r.slot(id) {
                                 Some(at) => {
-                                    prefetch(r.row(at), usize::MAX);
-                                    rr.slots.push((i, at));
+                                    score_block(
+                                        &kern,
+                                        metric,
+                                        q,
+                                        r.row(at),
+                                        Some(&[r.norms[at]]),
+                                        &mut d,
+                                    )?;
+                                    dists[i] = Some(d[0]);
                                 }
                                 None => rr.missing.push(id),
                             }
-                        }
-                        for &(i, at) in &rr.slots {
-                            score_block(&kern, metric, q, r.row(at), Some(&[r.norms[at]]), &mut d)?;
-                            dists[i] = Some(d[0]);
                         }
                     } else {
                         rr.missing.extend_from_slice(ids);

@@ -359,6 +359,17 @@ impl Cache {
     }
 }
 
+/// An SQLITE_ERROR from opening a chunk (no such row, a value that is not
+/// a BLOB) means the chunk is damaged; I/O errors, BUSY and the like pass
+/// through with their codes.
+fn damaged(n: &Names, e: SqlError, what: &str) -> SqlError {
+    if e.code & 0xff == sys::SQLITE_ERROR as std::ffi::c_int {
+        corrupt(n, &format!("{what} ({})", e.msg)).into()
+    } else {
+        e
+    }
+}
+
 pub fn corrupt(n: &Names, what: &str) -> String {
     format!(
         "pocketvec: the index of {} is damaged: {what}; run INSERT INTO {v}({v}) VALUES('rebuild')",
@@ -416,20 +427,56 @@ impl<'a> Writer<'a> {
     fn handle(&mut self, chunk: i64) -> Result<&mut Blob, SqlError> {
         if self.handle.is_none() {
             // SAFETY: db outlives the writer.
-            self.handle = Some(unsafe {
-                Blob::open(
-                    self.db,
-                    &self.n.schema,
-                    &self.n.raw("chunks"),
-                    "data",
-                    chunk,
-                    true,
-                )
-            }?);
+            self.handle = Some(
+                unsafe {
+                    Blob::open(
+                        self.db,
+                        &self.n.schema,
+                        &self.n.raw("chunks"),
+                        "data",
+                        chunk,
+                        true,
+                    )
+                }
+                .map_err(|e| damaged(self.n, e, &format!("chunk {chunk} is unreadable")))?,
+            );
         }
         let h = self.handle.as_mut().expect("just set");
-        h.reopen(chunk)?;
+        let n = self.n;
+        h.reopen(chunk)
+            .map_err(|e| damaged(n, e, &format!("chunk {chunk} is missing")))?;
+        if h.len() != self.layout.chunk_bytes() {
+            return Err(corrupt(n, &format!("chunk {chunk} has the wrong size")).into());
+        }
         Ok(h)
+    }
+
+    /// Checks that the map's position `pos` of row `id` is a used slot
+    /// holding `id` (a damaged map must not move other rows' data).
+    fn check_slot(&mut self, pos: usize, id: i64) -> Result<(), SqlError> {
+        let wrong = || {
+            SqlError::from(corrupt(
+                self.n,
+                &format!("the map entry of row {id} is wrong"),
+            ))
+        };
+        if pos >= self.rows {
+            return Err(wrong());
+        }
+        let stored = if let Some(st) = self
+            .staged
+            .as_ref()
+            .filter(|st| st.chunk == self.layout.locate(pos).0)
+        {
+            let s = self.layout.locate(pos).1;
+            i64::from_le_bytes(st.data[s * 8..(s + 1) * 8].try_into().expect("8 bytes"))
+        } else {
+            self.read_slot(pos)?.0
+        };
+        if stored != id {
+            return Err(wrong());
+        }
+        Ok(())
     }
 
     fn map_put(&mut self, id: i64, pos: usize) -> Result<(), SqlError> {
@@ -538,6 +585,7 @@ impl<'a> Writer<'a> {
 
     /// Replaces the vector of the row at `pos` (same rowid).
     pub fn update(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) -> Result<(), SqlError> {
+        self.check_slot(pos, id)?;
         self.write_slot(pos, id, row, norm)
     }
 
@@ -570,6 +618,7 @@ impl<'a> Writer<'a> {
     /// Removes the row `id` at `pos`: the last row moves into its place.
     pub fn remove(&mut self, pos: usize, id: i64) -> Result<(), SqlError> {
         self.flush()?;
+        self.check_slot(pos, id)?;
         let last = self.rows - 1;
         if pos != last {
             let (mid, row, norm) = self.read_slot(last)?;
@@ -628,6 +677,10 @@ pub unsafe fn positions(
     for &id in ids {
         st.bind_i64(1, id)?;
         if st.step()? == crate::api::Step::Row {
+            if st.column_type(0) != crate::api::ValueType::Integer || st.column_i64(0) < 0 {
+                st.reset();
+                return Err(corrupt(n, &format!("the map entry of row {id} is wrong")));
+            }
             out.insert(id, st.column_i64(0));
         }
         st.reset();

@@ -66,6 +66,9 @@ pub struct State {
     pub model_token: i64,
     /// Base table name recorded in `X_info` (kept up to date with renames).
     pub base: Option<String>,
+    /// What is wrong with the recorded values, if anything (a damaged
+    /// `X_info`, or flat chunks that do not match the row count).
+    pub invalid: Option<String>,
 }
 
 /// The state after syncing: pending rowids to overlay (empty when the log
@@ -426,38 +429,80 @@ impl Index {
                         EXISTS (SELECT 1 FROM {log}), \
                         (SELECT value FROM {info} WHERE key = 'trained'), \
                         (SELECT value FROM {info} WHERE key = 'model_token'), \
-                        (SELECT value FROM {info} WHERE key = 'base')",
+                        (SELECT value FROM {info} WHERE key = 'base'), \
+                        (SELECT max(id) FROM {chunks}), \
+                        (SELECT 1 FROM {map} LIMIT 0), \
+                        (SELECT 1 FROM {lists} LIMIT 0)",
                 master = n.master(),
-                log = n.q(LOG)
+                log = n.q(LOG),
+                chunks = n.q("chunks"),
+                map = n.q("map"),
+                lists = n.q("lists"),
             );
             // SAFETY: db is the connection owning this table.
             let mut st = unsafe { Stmt::prepare(self.db, &sql, true) }.map_err(|e| {
                 format!(
                     "pocketvec: the index tables of {} are missing or unreadable ({e}); \
-                     DROP TABLE {} and create it again",
+                     run INSERT INTO {v}({v}) VALUES('rebuild')",
                     self.label(),
-                    self.label()
+                    v = self.label()
                 )
             })?;
             st.bind_text(1, &n.raw("ai"))?;
             self.state_stmt = Some(st);
         }
+        let label = self.label();
+        let layout = self.layout;
         let st = self.state_stmt.as_mut().expect("just set");
         let r = (|| {
-            st.step()?;
+            st.step().map_err(|e| {
+                format!(
+                    "pocketvec: the index tables of {label} are missing or unreadable ({e}); \
+                     run INSERT INTO {label}({label}) VALUES('rebuild')"
+                )
+            })?;
+            let rows = st.column_i64(2);
+            let trained = st.column_i64(5) != 0;
+            let max_chunk = (st.column_type(8) != ValueType::Null).then(|| st.column_i64(8));
+            let invalid = if !matches!(st.column_type(0), ValueType::Integer | ValueType::Null) {
+                Some("the format version is not an integer".to_string())
+            } else if st.column_type(2) != ValueType::Integer || !(0..=1 << 40).contains(&rows) {
+                Some("the row count is missing or not valid".to_string())
+            } else if !matches!(st.column_type(5), ValueType::Integer | ValueType::Null) {
+                Some("the trained flag is not an integer".to_string())
+            } else if !trained
+                && max_chunk
+                    != (layout.chunks(rows as usize) as i64)
+                        .checked_sub(1)
+                        .filter(|&c| c >= 0)
+            {
+                Some(format!(
+                    "{rows} rows are recorded, but the last chunk is {}",
+                    max_chunk.map_or("missing".to_string(), |c| c.to_string())
+                ))
+            } else if trained && max_chunk.is_some() {
+                Some("flat chunks are stored beside a trained IVF index".to_string())
+            } else {
+                None
+            };
             let s = State {
                 format: (st.column_type(0) != ValueType::Null).then(|| st.column_i64(0)),
                 token: st.column_i64(1),
-                rows: usize::try_from(st.column_i64(2)).unwrap_or(0),
+                rows: usize::try_from(rows).unwrap_or(0),
                 trigger_base: (st.column_type(3) != ValueType::Null).then(|| st.column_text(3)),
                 pending: st.column_i64(4) != 0,
                 trained: st.column_i64(5) != 0,
                 model_token: st.column_i64(6),
                 base: (st.column_type(7) != ValueType::Null).then(|| st.column_text(7)),
+                invalid,
             };
             Ok::<_, String>(s)
         })();
         st.reset();
+        if r.is_err() {
+            // Prepared again next time (the schema may have been repaired).
+            self.state_stmt = None;
+        }
         r
     }
 
@@ -467,7 +512,7 @@ impl Index {
         let mut state = self.read_state()?;
         match state.format {
             Some(FORMAT_VERSION) => {}
-            Some(v) => {
+            Some(v) if v > FORMAT_VERSION => {
                 return Err(format!(
                     "pocketvec: table {} uses on-disk format {v}, this pocketvec reads format {FORMAT_VERSION}; \
                      use a matching pocketvec version, or DROP TABLE {} and create it again",
@@ -475,9 +520,18 @@ impl Index {
                     self.label()
                 ))
             }
+            Some(v) => {
+                return Err(flat::corrupt(
+                    &self.names,
+                    &format!("the format version {v} is not valid"),
+                ));
+            }
             None => {
                 return Err(flat::corrupt(&self.names, "no format version is recorded"));
             }
+        }
+        if let Some(what) = &state.invalid {
+            return Err(flat::corrupt(&self.names, what));
         }
         let can_write = may_write
             // SAFETY: db is the connection owning this table.
@@ -649,7 +703,20 @@ impl Index {
             key = quote_ident(&key),
         );
         // SAFETY: as above.
-        unsafe { exec(self.db, &sql) }
+        unsafe { exec(self.db, &sql) }.map_err(|e| {
+            if e.msg.contains("no such column") {
+                flat::corrupt(
+                    &self.names,
+                    &format!(
+                        "the recorded key column {} is not in the base table",
+                        quote_ident(&key)
+                    ),
+                )
+                .into()
+            } else {
+                e
+            }
+        })
     }
 
     /// Distinct logged rowids, ascending.
@@ -1304,10 +1371,22 @@ impl Index {
         let mut map_del = Vec::new();
         for (id, _) in &current {
             if let Some(&cid) = pos.get(id) {
-                load(self, chunks, cid)?;
-                if chunks.get_mut(&cid).is_some_and(|c| c.remove(*id)) {
-                    rows -= 1;
+                // A damaged map must not send the row to a list chunk that
+                // does not hold it (or to a list the model does not have).
+                if (cid >> LIST_SHIFT) as usize >= model.lists() {
+                    return Err(SqlError::from(flat::corrupt(
+                        &self.names,
+                        &format!("the map entry of row {id} is wrong"),
+                    )));
                 }
+                load(self, chunks, cid)?;
+                if !chunks.get_mut(&cid).is_some_and(|c| c.remove(*id)) {
+                    return Err(SqlError::from(flat::corrupt(
+                        &self.names,
+                        &format!("the map entry of row {id} is wrong"),
+                    )));
+                }
+                rows -= 1;
                 map_del.push(*id);
             }
         }
@@ -1553,7 +1632,7 @@ impl Index {
                 old
             })
             .unwrap_or_else(|| RowStore::new(s.token, self.layout.row_bytes()));
-        r.at.reserve(s.rows);
+        r.at.reserve(s.rows.min(1 << 24));
         self.base.for_each(&mut |id, row| {
             let nm = if norms {
                 row_norm(&kern, elem, row)
@@ -1780,8 +1859,14 @@ impl Index {
     /// `INSERT INTO ann(ann) VALUES('rebuild')`: triggers re-created (on
     /// the base table's current name), data rebuilt, IVF retrained.
     pub fn cmd_rebuild(&mut self) -> Result<(), String> {
+        // Shadow tables dropped by hand are created again (empty).
+        self.state_stmt = None;
+        // SAFETY: db is the connection owning this table.
+        unsafe { exec(self.db, &shadow::create_missing_tables_sql(&self.names)) }?;
         let s = self.read_state()?;
-        if s.format.is_some_and(|f| f != FORMAT_VERSION) {
+        // Only a format from the future is kept (a newer pocketvec's data);
+        // a damaged one is rewritten.
+        if s.format.is_some_and(|f| f > FORMAT_VERSION) {
             return Err(format!(
                 "pocketvec: table {} uses on-disk format {}; DROP TABLE it and create it again",
                 self.label(),
@@ -1810,6 +1895,10 @@ impl Index {
             )?;
             shadow::set_info_text(self.db, &self.names, "key", &key)?;
             shadow::set_info_text(self.db, &self.names, "base", self.base.table())?;
+            shadow::set_info_i64(self.db, &self.names, "format", FORMAT_VERSION)?;
+            shadow::set_info_i64(self.db, &self.names, "model_token", 0)?;
+            shadow::set_info_i64(self.db, &self.names, "chunk_rows", self.layout.cap as i64)?;
+            shadow::set_info_text(self.db, &self.names, "index", self.opts.index.name())?;
         }
         self.state_stmt = None;
         self.rebuild_data()
@@ -1837,8 +1926,14 @@ impl Index {
         let bad = |what: String| flat::corrupt(&names, &what);
         // Every stored entry: id → position (flat) or list chunk (IVF).
         let mut stored: HashMap<i64, (i64, Option<Vec<u8>>, f32)> = HashMap::new();
-        if s.trained {
-            let model = self.model(&s)?;
+        // IVF: every entry's code and side values, checked against the row.
+        let mut codes: HashMap<i64, (Vec<u8>, Vec<f32>)> = HashMap::new();
+        let ivf_model = if s.trained {
+            Some(self.model(&s)?)
+        } else {
+            None
+        };
+        if let Some(model) = &ivf_model {
             let layout = model.code_layout();
             // SAFETY: db is the connection owning this table.
             let mut st = unsafe {
@@ -1855,10 +1950,12 @@ impl Index {
                 if (cid >> LIST_SHIFT) as usize >= model.lists() {
                     return Err(bad(format!("list chunk {cid} is out of range")));
                 }
-                for id in c.ids() {
+                for (i, id) in c.ids().enumerate() {
                     if stored.insert(id, (cid, None, 0.0)).is_some() {
                         return Err(bad(format!("row {id} is stored twice")));
                     }
+                    let aux = (0..layout.aux).map(|k| c.aux(i, k)).collect();
+                    codes.insert(id, (c.code(i), aux));
                 }
             }
         } else if s.rows > 0 {
@@ -1891,7 +1988,7 @@ impl Index {
                 )));
             }
         }
-        if !s.trained && stored.len() != s.rows {
+        if stored.len() != s.rows {
             return Err(bad(format!(
                 "{} rows recorded, {} stored",
                 s.rows,
@@ -1912,7 +2009,7 @@ impl Index {
             let (id, pos) = (st.column_i64(0), st.column_i64(1));
             mapped += 1;
             match stored.get(&id) {
-                Some((p, _, _)) if *p == pos => {}
+                Some((p, _, _)) if *p == pos && st.column_type(1) == ValueType::Integer => {}
                 _ => return Err(bad(format!("the map entry of row {id} is wrong"))),
             }
         }
@@ -1946,7 +2043,19 @@ impl Index {
                         problem.get_or_insert(format!("row {id} has a wrong stored norm"));
                     }
                 }
-                Some((_, None, _)) => {}
+                Some((cid, None, _)) => {
+                    // The stored code must reconstruct the row about as well
+                    // as encoding it again does (not bit-equal: another
+                    // machine's kernels may round differently).
+                    if let (Some(m), Some((code, aux))) = (&ivf_model, codes.get(&id)) {
+                        let v = Self::to_f32(elem, row, m.dim());
+                        if let Err(what) =
+                            Self::check_code(m, &v, (*cid >> LIST_SHIFT) as u32, code, aux)
+                        {
+                            problem.get_or_insert(format!("row {id} {what}"));
+                        }
+                    }
+                }
             }
             Ok(())
         })?;
@@ -1963,6 +2072,46 @@ impl Index {
                 "{} rows stored, {seen} base rows with vectors",
                 stored.len()
             )));
+        }
+        Ok(())
+    }
+
+    /// Checks one IVF entry: its code (in list `list`) decodes to about as
+    /// near a vector to `v` as a fresh encoding does.
+    fn check_code(
+        m: &ivf::IvfModel,
+        v: &[f32],
+        list: u32,
+        code: &[u8],
+        aux: &[f32],
+    ) -> Result<(), &'static str> {
+        if !v.iter().all(|x| x.is_finite()) {
+            return Err("is stored but not finite in the base table");
+        }
+        let mut target: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+        if m.metric() == ivf::Metric::Cosine {
+            let n = target.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if n > 0.0 {
+                target.iter_mut().for_each(|x| *x /= n);
+            }
+        }
+        let err = |d: &[f32]| -> f64 {
+            d.iter()
+                .zip(&target)
+                .map(|(&a, &b)| (f64::from(a) - b).powi(2))
+                .sum::<f64>()
+        };
+        let stored = m
+            .decode(list, code, aux)
+            .map_err(|_| "has an unreadable code")?;
+        let fresh = m.encode(v).map_err(|_| "cannot be encoded")?;
+        let again = m
+            .decode(fresh.list, &fresh.code, &fresh.aux)
+            .map_err(|_| "cannot be encoded")?;
+        let (es, ef) = (err(&stored), err(&again));
+        let scale = target.iter().map(|x| x * x).sum::<f64>().max(1e-30);
+        if !es.is_finite() || es > ef * 1.5 + 1e-4 * scale {
+            return Err("has a code that does not match its vector");
         }
         Ok(())
     }

@@ -82,6 +82,12 @@ pub fn create_tables_sql(n: &Names) -> String {
     )
 }
 
+/// DDL that creates whichever of those tables is missing (`'rebuild'`
+/// after a shadow table was dropped by hand).
+pub fn create_missing_tables_sql(n: &Names) -> String {
+    create_tables_sql(n).replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ")
+}
+
 /// The triggers on `base` (unqualified: a trigger lives in its table's
 /// schema). `key` is the INTEGER PRIMARY KEY column, `column` the vector.
 pub fn create_triggers_sql(n: &Names, base: &str, key: &str, column: &str) -> String {

@@ -13,7 +13,11 @@ single-threaded, cosine, on
 Ground truth: numpy's exact top-10. QPS = 1 / median latency of one SQL
 query (pocketvec, vectorlite) or one search call (faiss, in memory), warm.
 pocketvec's exact scan over the same data is measured in the same run, so
-"x exact" is a ratio within one run. Writes a PNG plot per dataset.
+"x exact" is a ratio within one run. Writes a PNG plot per dataset. Then a
+head-to-head: at the settings of each engine that reach recall@10 >= 0.95
+in the sweep, pocketvec exact, IVF-PQ, IVF-int8 and vectorlite run the
+query set in turn for --rounds interleaved rounds (machine load hits all
+alike); medians and same-run ratios, with the spread of per-round ratios.
 
 Also: index bytes (IVF lists + model) against the raw f32 bytes, and (with
 --bulk N) N x 768 vectors inserted in one transaction into a table with a
@@ -22,7 +26,7 @@ sqlite-vec.
 
 Usage: .venv/bin/python benches/python/bench_ann.py [--ext PATH]
        [--queries 300] [--synthetic 200000] [--syn-dim 384] [--bulk 100000]
-       [--png-dir docs/img]
+       [--png-dir docs/img] [--rounds 5]
 """
 
 import argparse
@@ -106,6 +110,18 @@ def sweep_sql(con, sql, params_of, queries, gt, warmup=3):
     return statistics.mean(rec), 1.0 / statistics.median(lat)
 
 
+def nprobe_steps(lists):
+    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... below `lists` (steps of about 1.5x, as
+    fine as vectorlite's ef sweep; nprobe = lists is the exact scan)."""
+    out, p = [], 1
+    while p < lists:
+        out.append(p)
+        if p * 3 // 2 < lists and p >= 2:
+            out.append(p * 3 // 2)
+        p *= 2
+    return out
+
+
 def pocketvec_curves(ext, x, q, gt, workdir, tag):
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"ann-{tag}.db"
@@ -137,20 +153,17 @@ def pocketvec_curves(ext, x, q, gt, workdir, tag):
         lists = info["lists"]
         sizes[name] = info
         pts = []
-        npb = 1
-        while npb < lists:
+        for npb in nprobe_steps(lists):
             r, s = sweep_sql(con, f"SELECT rowid FROM {name} WHERE query = ? AND k = 10 AND nprobe = ?",
                              lambda v, n=npb: (v.tobytes(), n), q, gt)
             pts.append((npb, r, s))
             if r >= 0.999:
                 break
-            npb *= 2
         curves[f"pocketvec {name.replace('_', '-').upper().replace('IVF-', 'IVF-')}"] = pts
         after = json.loads(con.execute(f"SELECT pocketvec_info('{name}')").fetchone()[0])
         print(f"  {name}: RAM on this connection {after['cache_bytes'] / 1e6:.1f} MB (code lists + the re-rank "
               f"copy of the base vectors; raw f32 {x.nbytes / 1e6:.1f} MB)")
-    con.close()
-    return curves, exact_qps, sizes, build
+    return curves, exact_qps, sizes, build, con
 
 
 def vectorlite_curve(x, q, gt):
@@ -174,8 +187,7 @@ def vectorlite_curve(x, q, gt):
         pts.append((ef, r, s))
         if r >= 0.999:
             break
-    con.close()
-    return pts, built
+    return pts, built, con
 
 
 def faiss_curves(x, q, gt, lists):
@@ -211,6 +223,63 @@ def faiss_curves(x, q, gt, lists):
             npb *= 2
         out[name] = pts
     return out
+
+
+def setting_at(pts, target):
+    """The fastest setting reaching recall >= target in a sweep (None if none)."""
+    ok = [(s, p, r) for p, r, s in pts if r >= target]
+    return max(ok)[1:] if ok else None
+
+
+def head_to_head(pv_con, vl_con, curves, q, gt, target, rounds):
+    """Interleaved rounds at the settings that reach `target` recall: pocketvec
+    exact, pocketvec IVF-PQ / IVF-int8 and vectorlite each run every query
+    once per round, in turn, so machine load hits all of them alike. Returns
+    {name: (setting, recall, median latency, per-round medians)}."""
+    runs = [("pocketvec exact", None, pv_con, "SELECT rowid FROM exact WHERE query = ? AND k = 10",
+             lambda v: (v.tobytes(),), q[: min(len(q), 100)], gt[: min(len(q), 100)])]
+    for name, table in (("pocketvec IVF-PQ", "ivf_pq"), ("pocketvec IVF-INT8", "ivf_int8")):
+        st = setting_at(curves.get(name, []), target)
+        if st:
+            runs.append((name, st[0], pv_con,
+                         f"SELECT rowid FROM {table} WHERE query = ? AND k = 10 AND nprobe = {st[0]}",
+                         lambda v: (v.tobytes(),), q, gt))
+    st = setting_at(curves.get("vectorlite HNSW", []), target)
+    if st:
+        runs.append(("vectorlite HNSW", st[0], vl_con,
+                     f"SELECT rowid FROM v WHERE knn_search(emb, knn_param(?, 10, {st[0]}))",
+                     lambda v: (v.tobytes(),), q, gt))
+    lat = {r[0]: [] for r in runs}
+    per_round = {r[0]: [] for r in runs}
+    rec = {}
+    for rnd in range(rounds):
+        for name, _, con, sql, args, qs, g in runs:
+            this, hits = [], []
+            for v, t in zip(qs, g):
+                t0 = time.perf_counter()
+                rows = con.execute(sql, args(v)).fetchall()
+                this.append(time.perf_counter() - t0)
+                hits.append(recall([r[0] for r in rows], t))
+            lat[name] += this
+            per_round[name].append(statistics.median(this))
+            rec[name] = statistics.mean(hits)
+    return {name: (setting, rec[name], statistics.median(lat[name]), per_round[name])
+            for name, setting, *_ in runs}
+
+
+def report_h2h(tag, h2h, target, rounds):
+    print(f"\n[{tag}: head to head at recall@10 >= {target}, {rounds} interleaved rounds, medians]")
+    ex = h2h["pocketvec exact"][2]
+    vl = h2h.get("vectorlite HNSW")
+    for name, (setting, r, med, rounds_med) in h2h.items():
+        knob = "" if setting is None else (f"ef {setting}" if "vectorlite" in name else f"nprobe {setting}")
+        line = f"  {name:20} {knob:10} recall {r:.3f}  {1 / med:8.0f} QPS ({med * 1e6:7.1f} us)"
+        if name != "pocketvec exact":
+            line += f"  {ex / med:5.1f}x exact"
+            if vl and "vectorlite" not in name:
+                ratios = [v / p for p, v in zip(rounds_med, vl[3])]
+                line += (f", {vl[2] / med:.2f}x vectorlite (rounds {min(ratios):.2f}-{max(ratios):.2f})")
+        print(line)
 
 
 def qps_at(pts, target):
@@ -254,6 +323,7 @@ def report(tag, curves, exact_qps, png_dir, n, d):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
+        pathlib.Path(png_dir).mkdir(parents=True, exist_ok=True)
         out = pathlib.Path(png_dir) / f"index_ann_{tag}.png"
         fig.savefig(out, dpi=110)
         print(f"  plot: {out}")
@@ -333,6 +403,7 @@ def main():
     ap.add_argument("--png-dir", default=str(ROOT / "docs" / "img"))
     ap.add_argument("--work", default=str(ROOT / ".cache" / "bench_ann"))
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved head-to-head rounds")
     a = ap.parse_args()
     if not os.path.exists(a.ext):
         sys.exit(f"{a.ext} not found: run cargo build --release -p pocketvec")
@@ -350,9 +421,9 @@ def main():
         n, d = x.shape
         print(f"\n== {tag}: {n} x {d}, {len(q)} queries ==")
         gt = ground_truth(x, q)
-        curves, exact_qps, sizes, build = pocketvec_curves(a.ext, x, q, gt, work, tag)
+        curves, exact_qps, sizes, build, pv_con = pocketvec_curves(a.ext, x, q, gt, work, tag)
         lists = sizes["ivf_pq"]["lists"]
-        vl, vl_built = vectorlite_curve(x, q, gt)
+        vl, vl_built, vl_con = vectorlite_curve(x, q, gt)
         curves["vectorlite HNSW"] = vl
         print(f"  vectorlite HNSW (M=16, ef_construction=200) built in {vl_built:.1f} s")
         curves.update(faiss_curves(x, q, gt, lists))
@@ -363,6 +434,10 @@ def main():
                   f"index {b / 1e6:.1f} MB = 1/{raw / b:.1f} of the raw f32 {raw / 1e6:.1f} MB "
                   f"(lists alone 1/{raw / info['list_bytes']:.1f})")
         report(tag, curves, exact_qps, a.png_dir, n, d)
+        h2h = head_to_head(pv_con, vl_con, curves, q, gt, 0.95, a.rounds)
+        report_h2h(tag, h2h, 0.95, a.rounds)
+        pv_con.close()
+        vl_con.close()
     if a.bulk:
         bulk(a.ext, a.bulk, work)
 

@@ -244,8 +244,9 @@ impl Token for V4Plus {
         unsafe {
             let p = _mm_set_ss(p);
             let y = _mm_rsqrt14_ss(p, p);
-            let pyy = _mm_mul_ss(_mm_mul_ss(p, y), y);
-            let h = _mm_fnmadd_ss(pyy, _mm_set_ss(0.5), _mm_set_ss(1.5));
+            // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
+            let hp = _mm_mul_ss(p, _mm_set_ss(0.5));
+            let h = _mm_fnmadd_ss(_mm_mul_ss(hp, y), y, _mm_set_ss(1.5));
             // `clamp` keeps a NaN quotient NaN.
             _mm_cvtss_f32(_mm_mul_ss(_mm_mul_ss(_mm_set_ss(ab), y), h)).clamp(-1.0, 1.0)
         }
@@ -499,8 +500,9 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
         // relative error below 1.5·2⁻²⁸ (plus f64 rounding), far under the
         // final f32 rounding. Shorter latency than `vsqrtsd` + `vdivsd`.
         let y = _mm_rsqrt14_sd(p, p);
-        let pyy = _mm_mul_sd(_mm_mul_sd(p, y), y);
-        let h = _mm_fnmadd_sd(pyy, _mm_set_sd(0.5), _mm_set_sd(1.5));
+        // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
+        let hp = _mm_mul_sd(p, _mm_set_sd(0.5));
+        let h = _mm_fnmadd_sd(_mm_mul_sd(hp, y), y, _mm_set_sd(1.5));
         let q = _mm_mul_sd(_mm_mul_sd(lo, y), h);
         let q = _mm_min_sd(_mm_max_sd(q, _mm_set_sd(-1.0)), _mm_set_sd(1.0));
         _mm_cvtss_f32(_mm_cvtsd_ss(_mm_setzero_ps(), q))

@@ -4,10 +4,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{corrupt, invalid, Error};
-use crate::kmeans::{
-    assign_points, dots_panels, dots_panels_half, half_panels, kmeans, panels, Assign, HalfPanels,
-    KMeansConfig,
-};
+use crate::kmeans::{assign_points, kmeans, Assign, KMeansConfig};
 use crate::list::CodeLayout;
 use crate::pq::{Pq, KSUB};
 use crate::rng::sample_indices;
@@ -246,13 +243,8 @@ impl EncodedBatch {
 pub struct IvfModel {
     pub(crate) params: IvfParams,
     pub(crate) centroids: Vec<f32>,
-    /// `||c||²` per list.
-    pub(crate) csq: Vec<f32>,
-    /// Centroids as GEMM panels (derived; for the probe step).
-    pub(crate) panels: Vec<f32>,
-    /// The same panels in scaled f16 (derived): the probe reads these
-    /// when AVX-512 is available (half the bytes per query).
-    pub(crate) half: Option<HalfPanels>,
+    /// The probe's view of the centroids (derived): see [`Probe`].
+    pub(crate) probe: Probe,
     pub(crate) pq: Option<Pq>,
     pub(crate) trained_on: u64,
     pub(crate) kern: Kernels,
@@ -264,14 +256,66 @@ pub const MODEL_MAGIC: [u8; 4] = *b"PVIM";
 pub const MODEL_VERSION: u16 = 1;
 const MODEL_HEADER: usize = 64;
 
-/// The f16 probe panels where the probe can use them (x86-64; the
-/// AVX-512 check happens per call, so forced lower levels still work).
-fn probe_panels(pan: &[f32]) -> Option<HalfPanels> {
-    if cfg!(target_arch = "x86_64") {
-        half_panels(pan)
-    } else {
-        None
+/// One query against every centroid, the fixed cost of each IVF query:
+/// the centroids minus their mean `μ`, quantised to int8 per centroid, so
+/// the products go through the kernels' one-to-many int8 dot product (VNNI
+/// where available) over a quarter of the f32 bytes. Centring keeps the
+/// quantisation error relative to the centroids' spread rather than to
+/// their distance from the origin (data far from the origin would otherwise
+/// drown the differences between lists). The products only rank lists and
+/// set the base term of approximate distances, which the exact re-rank
+/// replaces; integer sums are exact, so every ISA level ranks alike.
+#[derive(Clone, Debug)]
+pub(crate) struct Probe {
+    /// Mean of the centroids.
+    mu: Vec<f32>,
+    /// `c_l − μ` quantised, row-major (`lists × dim`).
+    codes: Vec<i8>,
+    /// Per-centroid scale of `codes`.
+    scales: Vec<f32>,
+    /// `‖c_l − μ‖²` (f32, exact up to rounding; L2).
+    csq: Vec<f32>,
+}
+
+impl Probe {
+    fn new(centroids: &[f32], dim: usize) -> Probe {
+        let lists = centroids.len() / dim.max(1);
+        let mut mu = vec![0f64; dim];
+        for c in centroids.chunks_exact(dim) {
+            for (m, &v) in mu.iter_mut().zip(c) {
+                *m += f64::from(v);
+            }
+        }
+        let mu: Vec<f32> = mu
+            .iter()
+            .map(|m| (m / lists.max(1) as f64) as f32)
+            .collect();
+        let mut codes = vec![0i8; centroids.len()];
+        let mut scales = Vec::with_capacity(lists);
+        let mut csq = Vec::with_capacity(lists);
+        let mut r = vec![0f32; dim];
+        for (c, o) in centroids.chunks_exact(dim).zip(codes.chunks_exact_mut(dim)) {
+            for ((x, &v), &m) in r.iter_mut().zip(c).zip(&mu) {
+                *x = v - m;
+            }
+            csq.push(r.iter().map(|v| v * v).sum());
+            // Finite centroids (checked on load and by training) cannot fail.
+            scales.push(kernels::convert::quantize_i8(&r, o).unwrap_or(0.0));
+        }
+        Probe {
+            mu,
+            codes,
+            scales,
+            csq,
+        }
     }
+}
+
+/// Per-query buffers of the probe.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeScratch {
+    q8: Vec<i8>,
+    qc: Vec<f32>,
 }
 
 pub(crate) fn check_vec(what: &'static str, v: &[f32], dim: usize) -> Result<(), Error> {
@@ -369,12 +413,9 @@ impl IvfModel {
             },
         )?;
         drop(coarse_sample);
-        let pan = panels(&km.centroids, params.lists, dim);
         let mut model = IvfModel {
             params: params.clone(),
-            csq: sqnorms(&km.centroids, dim),
-            half: probe_panels(&pan),
-            panels: pan,
+            probe: Probe::new(&km.centroids, dim),
             centroids: km.centroids,
             pq: None,
             trained_on: n as u64,
@@ -696,8 +737,14 @@ impl IvfModel {
     }
 
     /// Scores of every list for a (normalised for cosine) query: the
-    /// approximate-distance base term, which is also the probe order.
-    pub(crate) fn list_bases(&self, qn: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    /// approximate-distance base term, which is also the probe order (see
+    /// [`Probe`]).
+    pub(crate) fn list_bases(
+        &self,
+        qn: &[f32],
+        out: &mut [f32],
+        ps: &mut ProbeScratch,
+    ) -> Result<(), Error> {
         if out.len() != self.lists() {
             return Err(Error::LengthMismatch {
                 what: "list scores",
@@ -705,21 +752,37 @@ impl IvfModel {
                 found: out.len(),
             });
         }
-        // out = q·c (from the f16 panels when the CPU has AVX-512)
-        let half = self
-            .half
-            .as_ref()
-            .is_some_and(|h| dots_panels_half(self.kern, h, self.lists(), self.dim(), qn, out));
-        if !half {
-            dots_panels(self.kern, &self.panels, self.lists(), self.dim(), qn, out);
-        }
+        let p = &self.probe;
+        let d = self.dim();
+        ps.q8.resize(d, 0);
+        ps.qc.clear();
+        // L2 ranks by ‖(q − μ) − (c − μ)‖²; the dot products by
+        // q·μ + q·(c − μ).
+        let (qs, shift) = if self.metric() == Metric::L2 {
+            ps.qc.extend(qn.iter().zip(&p.mu).map(|(a, b)| a - b));
+            (&ps.qc[..], 0.0)
+        } else {
+            (qn, self.kern.dot_f32(qn, &p.mu)?)
+        };
+        let sq = kernels::convert::quantize_i8(qs, &mut ps.q8)?;
+        // out = −Σ q8·c8 (exact integer sums)
+        self.kern
+            .distances_i8(Metric::Dot, &ps.q8, &p.codes, None, out)?;
         match self.metric() {
-            Metric::Cosine => out.iter_mut().for_each(|v| *v = 1.0 - *v),
-            Metric::Dot => out.iter_mut().for_each(|v| *v = -*v),
+            Metric::Cosine => {
+                for (v, &sc) in out.iter_mut().zip(&p.scales) {
+                    *v = 1.0 - (shift - *v * sq * sc);
+                }
+            }
+            Metric::Dot => {
+                for (v, &sc) in out.iter_mut().zip(&p.scales) {
+                    *v = -(shift - *v * sq * sc);
+                }
+            }
             Metric::L2 => {
-                let qq: f32 = qn.iter().map(|v| v * v).sum();
-                for (v, &c) in out.iter_mut().zip(&self.csq) {
-                    *v = qq + c - 2.0 * *v;
+                let qq: f32 = qs.iter().map(|v| v * v).sum();
+                for ((v, &sc), &c) in out.iter_mut().zip(&p.scales).zip(&p.csq) {
+                    *v = qq + c + 2.0 * *v * sq * sc;
                 }
             }
         }
@@ -734,7 +797,7 @@ impl IvfModel {
             self.kern.normalize_f32(&mut qn);
         }
         let mut base = vec![0f32; self.lists()];
-        self.list_bases(&qn, &mut base)?;
+        self.list_bases(&qn, &mut base, &mut ProbeScratch::default())?;
         Ok(crate::search::nearest_lists(&base, nprobe))
     }
 
@@ -863,11 +926,8 @@ impl IvfModel {
         };
         let _crc = r.u32()?;
         debug_assert_eq!(r.remaining(), 0);
-        let pan = panels(&centroids, lists, dim);
         Ok(IvfModel {
-            csq: sqnorms(&centroids, dim),
-            half: probe_panels(&pan),
-            panels: pan,
+            probe: Probe::new(&centroids, dim),
             params,
             centroids,
             pq,
@@ -875,12 +935,6 @@ impl IvfModel {
             kern: Kernels::detect(),
         })
     }
-}
-
-fn sqnorms(m: &[f32], dim: usize) -> Vec<f32> {
-    m.chunks_exact(dim)
-        .map(|c| c.iter().map(|v| v * v).sum())
-        .collect()
 }
 
 pub(crate) fn i8_slice_mut(b: &mut [u8]) -> &mut [i8] {

@@ -17,7 +17,7 @@
 
 use crate::error::{invalid, Error};
 use crate::list::ListChunkRef;
-use crate::model::{check_vec, i8_slice, IvfModel, QuantizerKind};
+use crate::model::{check_vec, i8_slice, IvfModel, ProbeScratch, QuantizerKind};
 use crate::pq::{adc_scan, adc_scan_tail, AdcPath, QuantLut, BLOCK, KSUB};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -185,6 +185,7 @@ pub struct SearchScratch {
     /// Base term of the approximate distance per list.
     base: Vec<f32>,
     probe: Vec<u32>,
+    probe_buf: ProbeScratch,
     lut: Vec<f32>,
     qlut: QuantLut,
     q8: Vec<i8>,
@@ -249,7 +250,7 @@ impl IvfModel {
             self.kern.normalize_f32(&mut s.qn);
         }
         s.base.resize(self.lists(), 0.0);
-        self.list_bases(&s.qn, &mut s.base)?;
+        self.list_bases(&s.qn, &mut s.base, &mut s.probe_buf)?;
         nearest_lists_into(&s.base, nprobe, &mut s.probe);
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };

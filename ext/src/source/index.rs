@@ -566,8 +566,8 @@ impl Index {
             }
         }
         self.base.check()?;
-        let (check, swept) = self.replace_check(may_write, can_write)?;
-        if swept {
+        let (check, logged) = self.replace_check(can_write)?;
+        if logged {
             // The sweep logged stored rows whose base row is gone.
             state = self.read_state()?;
         }
@@ -597,7 +597,7 @@ impl Index {
     }
 
     /// Whether results taken from stored data must be checked against the
-    /// base table (the REPLACE trap), and whether a sweep just logged rows.
+    /// base table (the REPLACE trap), and whether rows were just logged.
     ///
     /// A REPLACE deletes a row without a DELETE trigger only through a
     /// conflict on a UNIQUE index other than the INTEGER PRIMARY KEY (a
@@ -605,13 +605,15 @@ impl Index {
     /// rowid, and applying it reads the new row). So with no such index the
     /// check is needed only for leftovers of a time when there was one
     /// (created, used by a REPLACE and dropped, possibly by a connection
-    /// without pocketvec): each schema version is swept once for them
-    /// (every stored rowid missing from the base table is logged, as
-    /// `'optimize'` does), and `X_info.clean_schema` records the version
-    /// swept. The decision is cached per connection by schema version and
-    /// base table name, so a later `CREATE UNIQUE INDEX` turns the check
-    /// back on at the next query.
-    fn replace_check(&mut self, may_write: bool, can_write: bool) -> Result<(bool, bool), String> {
+    /// without pocketvec). The decision is cached per connection by schema
+    /// version and base table name, so a later `CREATE UNIQUE INDEX` turns
+    /// the check back on at the next query; when a new schema version shows
+    /// no UNIQUE index, one read-only sweep looks for such leftovers (every
+    /// stored rowid missing from the base table, as `'optimize'` does) and
+    /// logs them when the database can be written (the sync then removes
+    /// them, or overlays them when it cannot). Nothing is written when none
+    /// are found, so read-only workloads stay read-only.
+    fn replace_check(&mut self, can_write: bool) -> Result<(bool, bool), String> {
         let cookie = self.schema_cookie()?;
         if let Some(g) = &self.guard {
             if g.cookie == cookie && g.table == self.base.table() {
@@ -620,30 +622,30 @@ impl Index {
         }
         // SAFETY: db is the connection owning this table.
         let unique = unsafe { unique_index(self.db, &self.names.schema, self.base.table()) }?;
-        // SAFETY: as above.
-        let clean = unsafe { shadow::info_i64(self.db, &self.names, "clean_schema") }?;
-        let (check, swept, cache) = if unique {
+        let (check, logged, cache) = if unique {
             (true, false, true)
-        } else if clean == Some(cookie) {
-            (false, false, true)
-        } else if can_write {
-            match self.sweep_gone(cookie) {
-                Ok(()) => (false, true, true),
-                // Locked or busy now: check, and try again next time.
-                Err(e) if e.is_cannot_write() => (true, false, false),
-                Err(e) => return Err(e.msg),
-            }
         } else {
-            // Not writable: results are checked one by one instead (for
-            // good when the database is read-only).
-            (true, false, may_write)
+            let gone = self.gone_ids()?;
+            if gone.is_empty() {
+                (false, false, true)
+            } else if can_write {
+                match self.log_ids(&gone) {
+                    Ok(()) => (false, true, true),
+                    // Locked or busy now: check, and sweep again next time.
+                    Err(e) if e.is_cannot_write() => (true, false, false),
+                    Err(e) => return Err(e.msg),
+                }
+            } else {
+                // Read-only: the leftovers stay; results are checked.
+                (true, false, true)
+            }
         };
         self.guard = cache.then(|| ReplaceGuard {
             cookie,
             table: self.base.table().to_string(),
             check,
         });
-        Ok((check, swept))
+        Ok((check, logged))
     }
 
     /// The schema version of the index's schema (in the current
@@ -664,27 +666,39 @@ impl Index {
         r
     }
 
-    /// Logs every stored rowid whose base row is gone and records the
-    /// schema version as swept, in one savepoint.
-    fn sweep_gone(&mut self, cookie: i64) -> Result<(), SqlError> {
+    /// Stored rowids whose base row is gone (a REPLACE through a UNIQUE
+    /// conflict deletes it without a trigger), read-only.
+    fn gone_ids(&mut self) -> Result<Vec<i64>, String> {
         // SAFETY: db is the connection owning this table.
-        unsafe { exec(self.db, "SAVEPOINT pocketvec_sweep") }?;
-        let r = self.log_gone().and_then(|()| {
-            // SAFETY: as above.
-            unsafe { shadow::set_info_i64(self.db, &self.names, "clean_schema", cookie) }
-        });
+        let key = unsafe { shadow::info_text(self.db, &self.names, "key") }?
+            .ok_or_else(|| flat::corrupt(&self.names, "the key column is not recorded"))?;
+        let sql = format!(
+            "SELECT m.id FROM {map} AS m WHERE NOT EXISTS \
+             (SELECT 1 FROM {schema}.{base} AS b WHERE b.{key} = m.id)",
+            map = self.names.q("map"),
+            schema = quote_ident(&self.names.schema),
+            base = quote_ident(self.base.table()),
+            key = quote_ident(&key),
+        );
         // SAFETY: as above.
-        let end = unsafe {
-            exec(
-                self.db,
-                if r.is_ok() {
-                    "RELEASE pocketvec_sweep"
-                } else {
-                    "ROLLBACK TO pocketvec_sweep; RELEASE pocketvec_sweep"
-                },
-            )
-        };
-        r.and(end)
+        let mut st = unsafe { Stmt::prepare(self.db, &sql, false) }.map_err(|e| {
+            if e.contains("no such column") {
+                flat::corrupt(
+                    &self.names,
+                    &format!(
+                        "the recorded key column {} is not in the base table",
+                        quote_ident(&key)
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        let mut out = Vec::new();
+        while st.step()? == Step::Row {
+            out.push(st.column_i64(0));
+        }
+        Ok(out)
     }
 
     /// Logs every stored rowid whose base row is gone (a REPLACE through a

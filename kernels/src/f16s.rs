@@ -22,17 +22,22 @@ macro_rules! walk2 {
         let t = $t;
         let l = <T::S as Simd>::F32_LANES;
         let (a, b) = ($a, $b);
-        let mut ca = a.chunks_exact(4 * l);
-        let mut cb = b.chunks_exact(4 * l);
-        for (xa, xb) in zip(&mut ca, &mut cb) {
+        // One index and one bound for both slices (a zip of two chunk
+        // iterators tests two ends per step).
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut i = 0;
+        while i + 4 * l <= n {
+            let (xa, xb) = (&a[i..i + 4 * l], &b[i..i + 4 * l]);
             for j in 0..4 {
                 let $k = j;
                 let $x = t.widen(&xa[j * l..]);
                 let $y = t.widen(&xb[j * l..]);
                 $body
             }
+            i += 4 * l;
         }
-        let (ra, rb) = (ca.remainder(), cb.remainder());
+        let (ra, rb) = (&a[i..], &b[i..]);
         let mut ca = ra.chunks_exact(l);
         let mut cb = rb.chunks_exact(l);
         for (j, (xa, xb)) in zip(&mut ca, &mut cb).enumerate() {

@@ -1,10 +1,15 @@
 //! SQL sequences against a real in-memory database: a base table and a
-//! pocketvec table over it, writes to the base table (insert, update,
-//! delete, NULL and malformed vectors, rolled-back transactions), and
-//! exact k-NN queries with arbitrary query/k/LIMIT/OFFSET/rowid/distance
-//! filters. Every successful query is checked against brute force in f64
-//! over the base table as it is at that moment; every failed statement
-//! must leave the connection usable.
+//! pocketvec table over it (`index=none`, flat, or IVF with a tiny
+//! `train_min`, so it trains after a few rows), writes to the base table
+//! (insert, update, delete, NULL and malformed vectors, rolled-back
+//! transactions), the table commands ('optimize', 'integrity-check',
+//! 'rebuild'), and k-NN queries with arbitrary query/k/nprobe/LIMIT/OFFSET/
+//! rowid/distance filters. Every successful exact query (any table but a
+//! trained IVF one probed with nprobe < lists) is checked against brute
+//! force in f64 over the base table as it is at that moment; an
+//! approximate one must return at most the expected number of rows, each
+//! an existing eligible row with its exact distance, nearest first.
+//! Every failed statement must leave the connection usable.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -46,6 +51,9 @@ enum Op {
         rowid: i8,
         v: [i8; 6],
     },
+    /// 'optimize', 'integrity-check' or 'rebuild' (must succeed while the
+    /// base table holds only valid vectors).
+    Command(u8),
     Query {
         q: [i8; 6],
         how: QueryVec,
@@ -57,6 +65,9 @@ enum Op {
         dist_lt: Option<i8>,
         in_set: Option<Vec<i8>>,
         order: u8,
+        /// `nprobe = n`: a non-negative byte is taken mod 6 (0 = an
+        /// error, 1-5 around the 1-4 lists), a negative one as is (error).
+        nprobe: Option<i8>,
     },
 }
 
@@ -65,6 +76,10 @@ struct Case {
     dim: u8,
     metric: u8,
     index: u8,
+    /// Rows inserted before the ops (preload % 48, vectors from a fixed
+    /// generator seeded by it), so that short inputs reach trained IVF
+    /// tables and multi-row scans.
+    preload: u8,
     ops: Vec<Op>,
 }
 
@@ -120,11 +135,20 @@ fuzz_target!(|case: Case| {
     // index=none is the exact scan over the base table; the default
     // storage is whatever the extension chooses. An option the build does
     // not know is a clean error, and the case ends.
-    let index = match case.index % 3 {
-        0 => "",
-        1 => ", index=none",
-        _ => ", index=flat",
+    // IVF: 1-4 lists (the byte's high bits), int8 / none / pq codes;
+    // training starts once the table holds train_min rows (never below what
+    // training accepts: `lists`, or 256 for pq).
+    let lists = 1 + (case.index >> 4) as i64 % 4;
+    let index = match case.index % 6 {
+        0 => String::new(),
+        1 => ", index=none".to_string(),
+        2 => ", index=flat".to_string(),
+        q => format!(
+            ", index=ivf, lists={lists}, train_min=2, quantizer={}",
+            ["int8", "none", "pq"][q as usize - 3]
+        ),
     };
+    let ivf = case.index % 6 >= 3;
     let create = format!(
         "CREATE VIRTUAL TABLE ann USING pocketvec(base_table=docs, dim={dim}, metric={}{index})",
         metric.name()
@@ -133,6 +157,22 @@ fuzz_target!(|case: Case| {
         let m = pocketvec_fuzz::message(e);
         assert!(m.contains("index"), "unexpected CREATE error: {m}");
         return;
+    }
+    let mut seed = u64::from(case.preload).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in 0..i64::from(case.preload % 48) {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                f32::from((seed >> 56) as u8 as i8) / 4.0
+            })
+            .collect();
+        c.execute(
+            "INSERT INTO docs(rowid, vec) VALUES (?1, ?2)",
+            rusqlite::params![i * 5 - 120, f32_blob(&v)],
+        )
+        .unwrap();
     }
     for op in case.ops.iter().take(64) {
         match op {
@@ -181,6 +221,24 @@ fuzz_target!(|case: Case| {
                     "ROLLBACK did not restore the base table"
                 );
             }
+            Op::Command(which) => {
+                let cmd = ["optimize", "integrity-check", "rebuild"][*which as usize % 3];
+                let (_, bad) = snapshot(&c, dim);
+                let r = c.execute(&format!("INSERT INTO ann(ann) VALUES('{cmd}')"), []);
+                match r {
+                    Ok(_) => {}
+                    // index=none has no stored data to check; rows that are
+                    // not vectors of the right size are named.
+                    Err(e) => {
+                        let m = pocketvec_fuzz::message(e);
+                        assert!(
+                            !bad.is_empty() || index.contains("none"),
+                            "'{cmd}' failed on a healthy index: {m}"
+                        );
+                        assert_usable(&c);
+                    }
+                }
+            }
             Op::Query {
                 q,
                 how,
@@ -192,7 +250,9 @@ fuzz_target!(|case: Case| {
                 dist_lt,
                 in_set,
                 order,
+                nprobe,
             } => {
+                let nprobe = &nprobe.map(|n| if n >= 0 { n % 6 } else { n });
                 let qv = vec_of(q, dim);
                 let mut sql = String::from("SELECT rowid, distance FROM ann WHERE k = ?2");
                 let mut params: Vec<Value> = vec![Value::Null, Value::Integer(*k as i64)];
@@ -230,6 +290,10 @@ fuzz_target!(|case: Case| {
                     params.push(Value::Real(f64::from(*d) / 8.0));
                     sql.push_str(&format!(" AND distance < ?{}", params.len()));
                 }
+                if let Some(n) = nprobe {
+                    params.push(Value::Integer(*n as i64));
+                    sql.push_str(&format!(" AND nprobe = ?{}", params.len()));
+                }
                 if let Some(set) = in_set {
                     let list: Vec<String> = set.iter().take(8).map(|x| x.to_string()).collect();
                     sql.push_str(&format!(" AND rowid IN ({})", list.join(",")));
@@ -250,6 +314,19 @@ fuzz_target!(|case: Case| {
                 }
                 let (good, bad) = snapshot(&c, dim);
                 let got = query(&c, &sql, &params);
+                // Approximate: a trained IVF table probed with fewer lists
+                // than it has (the default nprobe, max(lists/10, 8), probes
+                // all of 1-4 lists: exact). Read after the query, which may have
+                // trained the table (the log is applied first).
+                let approximate = ivf
+                    && nprobe.is_some_and(|n| n >= 1 && (n as i64) < lists)
+                    && query(&c, "SELECT pocketvec_info('ann')", &[])
+                        .ok()
+                        .and_then(|r| match r.first().map(|r| &r[0]) {
+                            Some(Value::Text(j)) => Some(j.contains("\"trained\":true")),
+                            _ => None,
+                        })
+                        .unwrap_or(false);
                 let raw_ok = match how {
                     QueryVec::Raw(b) => {
                         b.len() == dim * 4
@@ -258,7 +335,7 @@ fuzz_target!(|case: Case| {
                     }
                     _ => true,
                 };
-                let expect_error = *k <= 0 || !raw_ok;
+                let expect_error = *k <= 0 || !raw_ok || nprobe.is_some_and(|n| n <= 0);
                 // SQLite never runs the scan (xFilter) when the WHERE or the
                 // LIMIT make the result empty up front (LIMIT 0, an empty IN
                 // list, and seen with `rowid IN (x)` beside an empty rowid
@@ -335,6 +412,34 @@ fuzz_target!(|case: Case| {
                         r => panic!("row {r:?}"),
                     })
                     .collect();
+                if approximate {
+                    // At most as many rows as the exact answer, distinct,
+                    // each an existing eligible row with its exact
+                    // distance; nearest first when ordered (the vtab's
+                    // own order otherwise is also by distance).
+                    assert!(
+                        got.len() <= expected.len(),
+                        "approximate query returned {} rows, exact answer has {}\n{sql} {params:?}",
+                        got.len(),
+                        expected.len()
+                    );
+                    let mut seen = std::collections::HashSet::new();
+                    for (i, (id, d)) in got.iter().enumerate() {
+                        assert!(seen.insert(*id), "rowid {id} twice\n{sql} {params:?}");
+                        let (_, v) = good.iter().find(|(g, _)| g == id).unwrap_or_else(|| {
+                            panic!("rowid {id} does not exist\n{sql} {params:?}")
+                        });
+                        let rd = distance(metric, &qv, v);
+                        assert!(
+                            (d - rd).abs() <= eps && eligible(*id, rd),
+                            "rowid {id}: distance {d}, reference {rd}\n{sql} {params:?}"
+                        );
+                        if ordered && i > 0 {
+                            assert!(got[i - 1].1 <= *d, "not ascending\n{sql} {params:?}");
+                        }
+                    }
+                    continue;
+                }
                 if !ordered {
                     if limit.is_some() {
                         // LIMIT without ORDER BY picks any rows: check

@@ -110,16 +110,23 @@ def sweep_sql(con, sql, params_of, queries, gt, warmup=3):
     return statistics.mean(rec), 1.0 / statistics.median(lat)
 
 
-def nprobe_steps(lists):
-    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... below `lists` (steps of about 1.5x, as
-    fine as vectorlite's ef sweep; nprobe = lists is the exact scan)."""
+def fine_steps(lo, hi):
+    """lo, ... below hi in steps of about 1.25x from 8 on (1, 2, 3, 4, 6, 8, 10,
+    12, 14, 16, 20, 24, 28, 32, 40, ...): the same grid for pocketvec's
+    nprobe and vectorlite's ef, so neither curve is sampled more finely."""
     out, p = [], 1
-    while p < lists:
-        out.append(p)
-        if p * 3 // 2 < lists and p >= 2:
-            out.append(p * 3 // 2)
+    while p < hi:
+        for f in ((4, 5, 6, 7) if p >= 8 else (4, 6)):
+            v = p * f // 4
+            if lo <= v < hi and v not in out:
+                out.append(v)
         p *= 2
-    return out
+    return sorted(set(out + [v for v in (1, 2) if lo <= v < hi]))
+
+
+def nprobe_steps(lists):
+    """nprobe values below `lists` (nprobe = lists is the exact scan)."""
+    return fine_steps(1, lists)
 
 
 def pocketvec_curves(ext, x, q, gt, workdir, tag):
@@ -181,7 +188,7 @@ def vectorlite_curve(x, q, gt):
     con.execute("COMMIT")
     built = time.perf_counter() - t
     pts = []
-    for ef in (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384):
+    for ef in fine_steps(10, 400):
         r, s = sweep_sql(con, "SELECT rowid FROM v WHERE knn_search(emb, knn_param(?, 10, ?))",
                          lambda v, e=ef: (v.tobytes(), e), q, gt)
         pts.append((ef, r, s))

@@ -264,7 +264,7 @@ impl IvfModel {
                 self.pq
                     .as_ref()
                     .expect("PQ model has codebooks")
-                    .ip_lut(&s.qn, coef, &mut s.lut);
+                    .ip_lut(self.kern, &s.qn, coef, &mut s.lut);
                 if adc.quantised() {
                     s.qlut.fill(&s.lut, self.params.pq_m);
                     quantised = true;

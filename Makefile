@@ -46,7 +46,13 @@ test-python: build
 test-reliability: build
 	bash tests/reliability/run.sh quick
 
-test: setup lint test-rust test-cli test-demo test-c test-python test-reliability test-neon
+# Each fuzz target: its kept seeds and past crashes, then 10 s of new inputs
+# (scripts/fuzz.sh short; builds the targets once into ~/.cache/pocketvec).
+.PHONY: test-fuzz-short
+test-fuzz-short: build
+	bash scripts/fuzz.sh short
+
+test: setup lint test-rust test-cli test-demo test-c test-python test-reliability test-fuzz-short test-neon
 	@echo "make test: all suites passed"
 
 bench-kernels: setup

@@ -5,7 +5,9 @@
 #      attempts, the C consumers under ASan+UBSan, the seed demo under
 #      valgrind;
 #   2. the Rust test suites under AddressSanitizer (nightly
-#      -Zsanitizer=address; the toolchain has no rust-src, so std itself is
+#      -Zsanitizer=address), ext's integration tests included: the hostile
+#      shadow-table cases (ext/tests/hostile.rs) run instrumented, on both
+#      SQLite versions (the toolchain has no rust-src, so std itself is
 #      not instrumented: heap errors in pocketvec's own code and in the
 #      SQLite C code it drives are caught, errors inside std's code are not).
 # Fuzzing has its own target: scripts/fuzz.sh long (make fuzz).

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # cargo-fuzz targets of pocketvec (fuzz/, issue 7).
-#   bash scripts/fuzz.sh short [target...]   each target FUZZ_SECONDS (default 20) s: make test
-#   bash scripts/fuzz.sh long  [target...]   each target FUZZ_SECONDS (default 900) s: make fuzz
+#   bash scripts/fuzz.sh short [target...]   kept seeds + FUZZ_SECONDS (default 10) s each: make test
+#   bash scripts/fuzz.sh long  [target...]   kept seeds + FUZZ_SECONDS (default 900) s each: make fuzz
 #   bash scripts/fuzz.sh regress [target...] only replay the kept corpus and regressions
 # Targets: vector_parse vtab_args sql_knn capi (default: all).
 # Installs what is missing: the nightly toolchain (rustup) and cargo-fuzz
-# (pinned, into ~/.cache/pocketvec/tools). Builds into $CARGO_TARGET_DIR
-# (default target/fuzz). The capi target loads $POCKETVEC_CAPI_SO (default
-# target/release/libpocketvec.so, built here when missing).
+# (pinned, into ~/.cache/pocketvec/tools). The capi target loads
+# $POCKETVEC_CAPI_SO (default target/release/libpocketvec.so, built here
+# when missing).
+#
+# Build (one `cargo fuzz build` for all targets, AddressSanitizer on, 2 jobs):
+#   short/regress: 16 codegen units (a cold build ~1/3 shorter, executions a
+#     little slower), into $CARGO_TARGET_DIR, default
+#     ~/.cache/pocketvec/fuzz-target: kept across clones like the tools, so
+#     make test on a fresh clone rebuilds only the workspace's own crates.
+#   long: cargo-fuzz's default of 1 codegen unit (fastest executions), into
+#     $CARGO_TARGET_DIR, default target/fuzz.
 #
 # Every run starts from fuzz/corpus/<target> (kept seeds) and
 # fuzz/regressions/<target> (every crash ever found, minimized); libFuzzer
@@ -24,7 +32,7 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(vector_parse vtab_args sql_knn capi)
 case "$MODE" in
-    short) SECS=${FUZZ_SECONDS:-20} ;;
+    short) SECS=${FUZZ_SECONDS:-10} ;;
     long) SECS=${FUZZ_SECONDS:-900} ;;
     regress) SECS=0 ;;
     *) echo "usage: $0 short|long|regress [target...]" >&2; exit 2 ;;
@@ -41,9 +49,26 @@ if ! cargo-fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
     echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
     cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
 fi
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/fuzz}
+build_flags=()
+if [ "$MODE" = long ]; then
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/fuzz}
+else
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pocketvec/fuzz-target}
+    build_flags=(--codegen-units 16)
+fi
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-WORK=${FUZZ_WORK:-$CARGO_TARGET_DIR/work}
+# New inputs: a fresh scratch corpus per short run (the kept seeds are the
+# fixed budget's starting point); long runs keep theirs between runs.
+if [ "$MODE" = long ]; then
+    WORK=${FUZZ_WORK:-$CARGO_TARGET_DIR/work}
+else
+    if [ -z "${FUZZ_WORK:-}" ]; then
+        WORK=$ROOT/target/fuzz-short
+        rm -rf "$WORK"
+    else
+        WORK=$FUZZ_WORK
+    fi
+fi
 
 if printf '%s\n' "${TARGETS[@]}" | grep -qx capi; then
     export POCKETVEC_CAPI_SO=${POCKETVEC_CAPI_SO:-$ROOT/target/release/libpocketvec.so}
@@ -57,10 +82,12 @@ mkdir -p "$WORK"
 build_args=()
 [ ${#TARGETS[@]} -ne 1 ] || build_args=("${TARGETS[0]}")
 echo "fuzz: building ${build_args[*]:-all targets} (cargo +nightly fuzz build: libFuzzer, AddressSanitizer)"
-cargo +nightly fuzz build --fuzz-dir fuzz "${build_args[@]}" >"$WORK/build.log" 2>&1 || {
+build_start=$SECONDS
+cargo +nightly fuzz build --fuzz-dir fuzz "${build_flags[@]}" "${build_args[@]}" >"$WORK/build.log" 2>&1 || {
     tail -n 60 "$WORK/build.log" >&2
     exit 1
 }
+echo "fuzz: built in $((SECONDS - build_start)) s ($CARGO_TARGET_DIR)"
 
 status=0
 summary=()
@@ -75,7 +102,7 @@ for t in "${TARGETS[@]}"; do
     fi
     start=$SECONDS
     set +e
-    cargo +nightly fuzz run --fuzz-dir fuzz "$t" "$WORK/$t" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
+    cargo +nightly fuzz run --fuzz-dir fuzz "${build_flags[@]}" "$t" "$WORK/$t" "fuzz/corpus/$t" "fuzz/regressions/$t" -- \
         "${args[@]}" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e

@@ -248,6 +248,26 @@ fn i8_exact_every_length_level_and_offset() {
     }
 }
 
+/// Around 32 768 elements, where the int8 kernels switch from one exact i32
+/// pass to chunks summed in i64 (AVX-512 cosine: from the in-register finish
+/// to the chunked path).
+#[test]
+fn i8_at_the_chunk_boundary() {
+    for k in levels() {
+        let mut rng = Rng::new(5);
+        for n in [32_767, 32_768, 32_769, 32_768 + 64] {
+            let b = rng.vec_i8(n);
+            let q: Vec<i8> = rng.vec_i8(n).iter().map(|&x| x.max(-127)).collect();
+            check_i8(&k, &q, &b);
+            let lo = vec![-128i8; n];
+            let hi = vec![127i8; n];
+            check_i8(&k, &lo, &hi);
+            check_i8(&k, &hi, &hi);
+            check_i8(&k, &lo, &b);
+        }
+    }
+}
+
 #[test]
 fn i8_long_vectors_stay_exact_or_report_overflow() {
     for k in levels() {

@@ -168,41 +168,116 @@ impl Token for V3Plus {
 
     #[inline(always)]
     fn cos_i8(self, a: &[i8], b: &[i8]) -> (i32, i32, i32) {
-        let n = a.len().min(b.len());
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        // SAFETY: as in `dot_i8`.
-        unsafe {
-            let z = _mm256_setzero_si256();
-            let (mut ab, mut aa, mut bb) = ([z; 2], [z; 2], [z; 2]);
-            macro_rules! step {
-                ($k:expr, $x:expr, $y:expr) => {{
-                    let (x, y) = ($x, $y);
-                    ab[$k] = _mm256_add_epi32(ab[$k], _mm256_madd_epi16(x, y));
-                    aa[$k] = _mm256_add_epi32(aa[$k], _mm256_madd_epi16(x, x));
-                    bb[$k] = _mm256_add_epi32(bb[$k], _mm256_madd_epi16(y, y));
-                }};
-            }
-            let mut i = 0;
-            while i + 32 <= n {
-                step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
-                step!(1, load_i16x16(pa.add(i + 16)), load_i16x16(pb.add(i + 16)));
-                i += 32;
-            }
-            if i + 16 <= n {
-                step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
-                i += 16;
-            }
-            if i < n {
-                let ta: [i8; 16] = padded(&a[i..n]);
-                let tb: [i8; 16] = padded(&b[i..n]);
-                step!(1, load_i16x16(ta.as_ptr()), load_i16x16(tb.as_ptr()));
-            }
-            (
-                hsum256(_mm256_add_epi32(ab[0], ab[1])),
-                hsum256(_mm256_add_epi32(aa[0], aa[1])),
-                hsum256(_mm256_add_epi32(bb[0], bb[1])),
-            )
+        // SAFETY: this token proves AVX2.
+        unsafe { lanes3(cos_sums_v3(a, b)) }
+    }
+
+    /// Up to `I8_CHUNK` elements: the three sums reduced together and the
+    /// similarity finished in vector registers (f64 square root and
+    /// division); longer vectors take the chunked path.
+    #[inline(always)]
+    fn cos_sim_i8(self, a: &[i8], b: &[i8]) -> f32 {
+        if a.len().min(b.len()) > I8_CHUNK {
+            return cos_sim_i8_long_v3(self, a, b);
         }
+        // SAFETY: this token proves AVX2.
+        unsafe { cos_sim_sqrt(cos_sums_v3(a, b)) }
+    }
+}
+
+/// [`cos_sim_i8_long`] for the AVX2 level.
+#[cold]
+#[inline(never)]
+fn cos_sim_i8_long_v3(t: V3Plus, a: &[i8], b: &[i8]) -> f32 {
+    t.vectorize(|| {
+        let (ab, aa, bb) = crate::i8s::cos_parts(t, a, b);
+        crate::finish::cos_sim(ab as f64, aa as f64, bb as f64)
+    })
+}
+
+/// `[Σab, Σa², Σb², _]` of `n <= I8_CHUNK` int8 pairs with `vpmaddwd` on
+/// sign-extended i16, exact in wrapping i32 lanes.
+///
+/// # Safety
+/// AVX2 must be enabled.
+#[inline(always)]
+unsafe fn cos_sums_v3(a: &[i8], b: &[i8]) -> __m128i {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: every load reads 16 bytes at offsets `i + 16k` with
+    // `i + 16k + 16 <= n`; the tail goes through padded stack copies.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let (mut ab, mut aa, mut bb) = ([z; 2], [z; 2], [z; 2]);
+        macro_rules! step {
+            ($k:expr, $x:expr, $y:expr) => {{
+                let (x, y) = ($x, $y);
+                ab[$k] = _mm256_add_epi32(ab[$k], _mm256_madd_epi16(x, y));
+                aa[$k] = _mm256_add_epi32(aa[$k], _mm256_madd_epi16(x, x));
+                bb[$k] = _mm256_add_epi32(bb[$k], _mm256_madd_epi16(y, y));
+            }};
+        }
+        let mut i = 0;
+        while i + 32 <= n {
+            step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
+            step!(1, load_i16x16(pa.add(i + 16)), load_i16x16(pb.add(i + 16)));
+            i += 32;
+        }
+        if i + 16 <= n {
+            step!(0, load_i16x16(pa.add(i)), load_i16x16(pb.add(i)));
+            i += 16;
+        }
+        if i < n {
+            let ta: [i8; 16] = padded(&a[i..n]);
+            let tb: [i8; 16] = padded(&b[i..n]);
+            step!(1, load_i16x16(ta.as_ptr()), load_i16x16(tb.as_ptr()));
+        }
+        let ab = _mm256_add_epi32(ab[0], ab[1]);
+        let aa = _mm256_add_epi32(aa[0], aa[1]);
+        let bb = _mm256_add_epi32(bb[0], bb[1]);
+        // Transpose-and-add within each 128-bit half, as in `reduce3_256`.
+        let s = _mm256_add_epi32(_mm256_unpacklo_epi32(ab, aa), _mm256_unpackhi_epi32(ab, aa));
+        let u = _mm256_add_epi32(_mm256_unpacklo_epi32(bb, bb), _mm256_unpackhi_epi32(bb, bb));
+        let r = _mm256_add_epi32(_mm256_unpacklo_epi64(s, u), _mm256_unpackhi_epi64(s, u));
+        _mm_add_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
+    }
+}
+
+/// The first three i32 lanes.
+///
+/// # Safety
+/// SSE4.1 must be enabled.
+#[inline(always)]
+unsafe fn lanes3(r: __m128i) -> (i32, i32, i32) {
+    // SAFETY: SSE4.1 only.
+    unsafe {
+        (
+            _mm_cvtsi128_si32(r),
+            _mm_extract_epi32::<1>(r),
+            _mm_extract_epi32::<2>(r),
+        )
+    }
+}
+
+/// [`crate::finish::cos_sim`] of exact sums `[Σab, Σa², Σb², _]`: 0 if either
+/// norm is zero, else Σab / √(Σa²·Σb²) in f64 (one `sqrtsd`, one `divsd`),
+/// clamped to [-1, 1].
+///
+/// # Safety
+/// SSE2 must be enabled.
+#[inline(always)]
+unsafe fn cos_sim_sqrt(r: __m128i) -> f32 {
+    // SAFETY: SSE2 only.
+    unsafe {
+        let lo = _mm_cvtepi32_pd(r); // [Σab, Σa²]
+        let hi = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², _]
+        let p = _mm_mul_sd(_mm_unpackhi_pd(lo, lo), hi);
+        if _mm_cvtsd_f64(p) == 0.0 {
+            return 0.0;
+        }
+        let q = _mm_div_sd(lo, _mm_sqrt_sd(p, p));
+        let q = _mm_min_sd(_mm_max_sd(q, _mm_set_sd(-1.0)), _mm_set_sd(1.0));
+        _mm_cvtss_f32(_mm_cvtsd_ss(_mm_setzero_ps(), q))
     }
 }
 
@@ -373,14 +448,7 @@ impl Token for V4Plus {
         let n = a.len().min(b.len());
         // SAFETY: `cos_sums` reads `n` bytes of each slice; this token
         // proves AVX-512 F/BW and VNNI.
-        unsafe {
-            let r = cos_sums(a.as_ptr(), b.as_ptr(), n);
-            (
-                _mm_cvtsi128_si32(r),
-                _mm_extract_epi32::<1>(r),
-                _mm_extract_epi32::<2>(r),
-            )
-        }
+        unsafe { lanes3(cos_sums(a.as_ptr(), b.as_ptr(), n)) }
     }
 
     /// Up to `I8_CHUNK` elements: the three sums are reduced together and

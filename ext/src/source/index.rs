@@ -179,6 +179,12 @@ impl RowStore {
                 let i = match self.free.pop() {
                     Some(i) => i as usize,
                     None => {
+                        // Grow by about 1/16 (not by doubling), so the copy
+                        // stays within a few percent of the base vectors.
+                        if self.rows.len() + rb > self.rows.capacity() {
+                            self.rows.reserve_exact((self.rows.len() / 16).max(rb * 64));
+                            self.norms.reserve_exact((self.norms.len() / 16).max(64));
+                        }
                         self.rows.resize(self.rows.len() + rb, 0);
                         self.norms.push(0.0);
                         self.norms.len() - 1

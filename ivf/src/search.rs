@@ -63,28 +63,38 @@ pub fn default_rerank(k: usize) -> usize {
 /// The `nprobe` smallest entries of `scores`, ascending (ties: lower index).
 pub(crate) fn nearest_lists(scores: &[f32], nprobe: usize) -> Vec<u32> {
     let mut idx = Vec::new();
-    nearest_lists_into(scores, nprobe, &mut idx);
+    nearest_lists_into(scores, nprobe, &mut idx, &mut Vec::new());
     idx
 }
 
-/// [`nearest_lists`] into a reused buffer.
-pub(crate) fn nearest_lists_into(scores: &[f32], nprobe: usize, idx: &mut Vec<u32>) {
+/// [`nearest_lists`] into reused buffers. Each score becomes one `u64` key,
+/// its `f32::total_cmp` order in the high half and the index in the low
+/// half, so selecting and sorting compare plain integers (no indirection,
+/// no branches on ties).
+pub(crate) fn nearest_lists_into(
+    scores: &[f32],
+    nprobe: usize,
+    idx: &mut Vec<u32>,
+    keys: &mut Vec<u64>,
+) {
     let n = nprobe.min(scores.len());
     idx.clear();
     if n == 0 {
         return;
     }
-    idx.extend(0..scores.len() as u32);
-    let cmp = |a: &u32, b: &u32| {
-        scores[*a as usize]
-            .total_cmp(&scores[*b as usize])
-            .then(a.cmp(b))
-    };
-    if n < idx.len() {
-        idx.select_nth_unstable_by(n - 1, cmp);
-        idx.truncate(n);
+    keys.clear();
+    keys.extend(scores.iter().enumerate().map(|(i, &v)| {
+        let b = v.to_bits();
+        // total_cmp's order as an unsigned integer: negative values flipped.
+        let ord = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+        (u64::from(ord) << 32) | i as u64
+    }));
+    if n < keys.len() {
+        keys.select_nth_unstable(n - 1);
+        keys.truncate(n);
     }
-    idx.sort_unstable_by(cmp);
+    keys.sort_unstable();
+    idx.extend(keys.iter().map(|&k| k as u32));
 }
 
 /// A candidate in the bounded heap: ordered by distance (NaN last, −0.0 =
@@ -185,6 +195,7 @@ pub struct SearchScratch {
     /// Base term of the approximate distance per list.
     base: Vec<f32>,
     probe: Vec<u32>,
+    probe_keys: Vec<u64>,
     probe_buf: ProbeScratch,
     lut: Vec<f32>,
     qlut: QuantLut,
@@ -251,7 +262,7 @@ impl IvfModel {
         }
         s.base.resize(self.lists(), 0.0);
         self.list_bases(&s.qn, &mut s.base, &mut s.probe_buf)?;
-        nearest_lists_into(&s.base, nprobe, &mut s.probe);
+        nearest_lists_into(&s.base, nprobe, &mut s.probe, &mut s.probe_keys);
         // Coefficient of q·r̂ in the approximate distance.
         let coef = if metric == Metric::L2 { -2.0 } else { -1.0 };
         let adc = AdcPath::for_kernels(self.kern);
@@ -305,7 +316,7 @@ impl<'m> Searcher<'m> {
     pub fn widen(&mut self, nprobe: usize) -> &[u32] {
         let n = nprobe.min(self.s.base.len());
         if n > self.s.probe.len() {
-            nearest_lists_into(&self.s.base, n, &mut self.s.probe);
+            nearest_lists_into(&self.s.base, n, &mut self.s.probe, &mut self.s.probe_keys);
             self.nprobe = n;
         }
         &self.s.probe
@@ -514,4 +525,54 @@ fn finalize(metric: Metric, kind: QuantizerKind, d: f32) -> f32 {
 fn dedup_ids(v: &mut Vec<(i64, f32)>) {
     let mut seen = std::collections::HashSet::with_capacity(v.len());
     v.retain(|(id, _)| seen.insert(*id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The integer-key selection orders like `total_cmp` with ties by
+    /// index: negatives, ±0, infinities, NaN and many equal scores.
+    #[test]
+    fn nearest_lists_match_total_cmp_order() {
+        let special = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+            3.5,
+            3.5,
+            3.5,
+        ];
+        let mut state = 7u64;
+        let mut scores: Vec<f32> = Vec::new();
+        for i in 0..700 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            scores.push(if i % 7 == 0 {
+                special[(state >> 33) as usize % special.len()]
+            } else {
+                ((state >> 40) as f32 / 1000.0) - 8000.0
+            });
+        }
+        let mut want: Vec<u32> = (0..scores.len() as u32).collect();
+        want.sort_by(|&a, &b| {
+            scores[a as usize]
+                .total_cmp(&scores[b as usize])
+                .then(a.cmp(&b))
+        });
+        for n in [0, 1, 2, 64, 699, 700, 800] {
+            let got = nearest_lists(&scores, n);
+            assert_eq!(got, want[..n.min(700)], "nprobe {n}");
+        }
+    }
 }

@@ -50,6 +50,7 @@ pub(crate) struct Pq {
 /// quantises the table to, and the re-rank is exact.
 #[derive(Clone, Debug)]
 struct HalfTable {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     bits: Vec<u16>,
     /// 1 / scale.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

@@ -38,6 +38,7 @@ pub(crate) struct Pq {
     cnorm: Vec<f32>,
     /// `cbt` in f16 for the query's lookup table (x86-64): see
     /// [`HalfTable`].
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     cbt_h: Option<HalfTable>,
 }
 

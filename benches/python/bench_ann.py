@@ -66,10 +66,18 @@ def make_clustered(n, d, n_queries, seed=11):
     basis = rng.standard_normal((c, 16, d)).astype(np.float32) * 0.25
 
     def draw(m, r):
+        # Block by block (the same random stream as whole-array calls), so
+        # 1M rows never materialise a (m, 16, d) basis gather (25 GB).
         lab = r.integers(0, c, m)
         coef = r.standard_normal((m, 16)).astype(np.float32)
-        v = centers[lab] + np.einsum("mk,mkd->md", coef, basis[lab])
-        v += 0.05 * r.standard_normal((m, d)).astype(np.float32)
+        v = centers[lab]
+        step = 20_000
+        for s in range(0, m, step):
+            e = min(m, s + step)
+            v[s:e] += np.einsum("mk,mkd->md", coef[s:e], basis[lab[s:e]])
+        for s in range(0, m, step):
+            e = min(m, s + step)
+            v[s:e] += 0.05 * r.standard_normal((e - s, d)).astype(np.float32)
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
     return draw(n, rng), draw(n_queries, np.random.default_rng(seed + 1))

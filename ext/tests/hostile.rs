@@ -622,8 +622,13 @@ fn cases() -> Vec<Case> {
         Detect,
     );
     // ---- dropped tables ----------------------------------------------------
-    for t in ["info", "chunks", "map", "lists", "log"] {
-        let name: &'static str = Box::leak(format!("ann_{t} dropped").into_boxed_str());
+    for (name, t) in [
+        ("ann_info dropped", "info"),
+        ("ann_chunks dropped", "chunks"),
+        ("ann_map dropped", "map"),
+        ("ann_lists dropped", "lists"),
+        ("ann_log dropped", "log"),
+    ] {
         add(name, ALL, &format!("DROP TABLE ann_{t}"), Detect);
     }
     // ---- byte-level edits ------------------------------------------------

@@ -55,6 +55,11 @@ if [ "$MODE" = long ]; then
 else
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pocketvec/fuzz-target}
     build_flags=(--codegen-units 16)
+    # The short run (in make test) builds at opt-level 1 without debug info:
+    # 121 s instead of 318 s from cold on 2 cores, and no fewer executions
+    # in its 10 s per target (the seeds replay either way).
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-1}
+    export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-0}
 fi
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 # New inputs: a fresh scratch corpus per short run (the kept seeds are the

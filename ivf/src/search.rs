@@ -19,8 +19,6 @@ use crate::error::{invalid, Error};
 use crate::list::ListChunkRef;
 use crate::model::{check_vec, i8_slice, IvfModel, ProbeScratch, QuantizerKind};
 use crate::pq::{adc_scan, adc_scan_tail, AdcPath, QuantLut, BLOCK, KSUB};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 use kernels::Metric;
 
@@ -97,90 +95,6 @@ pub(crate) fn nearest_lists_into(
     idx.extend(keys.iter().map(|&k| k as u32));
 }
 
-/// A candidate in the bounded heap: ordered by distance (NaN last, −0.0 =
-/// +0.0), then id, like [`kernels::TopK`].
-#[derive(Copy, Clone, Debug)]
-struct Cand {
-    dist: f32,
-    id: i64,
-}
-
-impl PartialEq for Cand {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Cand {}
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Cand {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.dist
-            .total_cmp(&other.dist)
-            .then(self.id.cmp(&other.id))
-    }
-}
-
-/// Maps −0.0 to +0.0 and every NaN to the positive quiet NaN, so
-/// `total_cmp` orders candidates as [`kernels::TopK`] does.
-#[inline(always)]
-fn canonical(d: f32) -> f32 {
-    if d.is_nan() {
-        f32::NAN
-    } else {
-        d + 0.0
-    }
-}
-
-/// Keeps the `k` smallest candidates in a max-heap whose buffer is reused
-/// from query to query.
-#[derive(Debug, Default)]
-struct Bounded {
-    k: usize,
-    heap: BinaryHeap<Cand>,
-}
-
-impl Bounded {
-    fn reset(&mut self, k: usize) {
-        self.k = k;
-        self.heap.clear();
-    }
-    #[inline]
-    fn push(&mut self, id: i64, dist: f32) {
-        let e = Cand {
-            dist: canonical(dist),
-            id,
-        };
-        if self.heap.len() < self.k {
-            self.heap.push(e);
-        } else if let Some(mut top) = self.heap.peek_mut() {
-            if e < *top {
-                *top = e;
-            }
-        }
-    }
-    #[inline]
-    fn threshold(&self) -> Option<f32> {
-        if self.heap.len() == self.k {
-            self.heap.peek().map(|e| e.dist)
-        } else {
-            None
-        }
-    }
-    fn len(&self) -> usize {
-        self.heap.len()
-    }
-    /// Moves the kept candidates into `out`, nearest first.
-    fn drain_sorted(&mut self, out: &mut Vec<Cand>) {
-        out.clear();
-        out.extend(self.heap.drain());
-        out.sort_unstable();
-    }
-}
-
 /// Buffers a [`Searcher`] reuses from one query to the next: keep one per
 /// table and connection (or thread), hand it to
 /// [`IvfModel::searcher_with`] and take it back with
@@ -202,11 +116,12 @@ pub struct SearchScratch {
     q8: Vec<i8>,
     buf: Vec<f32>,
     tail: Vec<u8>,
-    top: Bounded,
-    cands: Vec<Cand>,
+    /// Candidates by approximate distance (ties by id), then the re-ranked hits.
+    top: kernels::TopK,
+    cands: Vec<(i64, f32)>,
     ids: Vec<i64>,
     exact: Vec<Option<f32>>,
-    hits: Bounded,
+    hits: kernels::TopK,
 }
 
 /// An in-progress search. Cheap to create (one centroid pass and, for PQ,
@@ -289,7 +204,7 @@ impl IvfModel {
             }
             QuantizerKind::None => {}
         }
-        s.top.reset(keep);
+        s.top.reset(keep)?;
         Ok(Searcher {
             model: self,
             metric,
@@ -459,8 +374,8 @@ impl<'m> Searcher<'m> {
     pub fn finish(mut self) -> Vec<(i64, f32)> {
         let (k, metric, kind) = (self.k, self.metric, self.kind);
         let s = &mut self.s;
-        s.top.drain_sorted(&mut s.cands);
-        let mut v: Vec<(i64, f32)> = s.cands.iter().map(|c| (c.id, c.dist)).collect();
+        s.top.drain_sorted_into(&mut s.cands);
+        let mut v = s.cands.clone();
         dedup_ids(&mut v);
         v.truncate(k);
         for (_, d) in v.iter_mut() {
@@ -491,23 +406,23 @@ impl<'m> Searcher<'m> {
         hits: &mut Vec<(i64, f32)>,
     ) -> Result<(), E> {
         let s = &mut self.s;
-        s.top.drain_sorted(&mut s.cands);
+        s.top.drain_sorted_into(&mut s.cands);
         s.ids.clear();
-        s.ids.extend(s.cands.iter().map(|c| c.id));
+        s.ids.extend(s.cands.iter().map(|&(id, _)| id));
         s.ids.sort_unstable();
         s.ids.dedup();
         s.exact.clear();
         s.exact.resize(s.ids.len(), None);
         exact(&s.ids, &mut s.exact)?;
-        s.hits.reset(self.k);
+        s.hits
+            .reset(self.k)
+            .expect("k >= 1: checked when the searcher was made");
         for (&id, d) in s.ids.iter().zip(&s.exact) {
             if let Some(d) = *d {
                 s.hits.push(id, d);
             }
         }
-        s.hits.drain_sorted(&mut s.cands);
-        hits.clear();
-        hits.extend(s.cands.iter().map(|c| (c.id, c.dist)));
+        s.hits.drain_sorted_into(hits);
         Ok(())
     }
 }

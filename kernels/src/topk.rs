@@ -53,6 +53,17 @@ fn canonical(d: f32) -> f32 {
     }
 }
 
+/// An empty selector with `k = 1`, for buffers set up before `k` is known;
+/// [`TopK::reset`] chooses `k`.
+impl Default for TopK {
+    fn default() -> TopK {
+        TopK {
+            k: 1,
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
 impl TopK {
     /// A selector keeping the `k` nearest; `Err(ZeroK)` if `k == 0`.
     pub fn new(k: usize) -> Result<TopK, Error> {
@@ -99,6 +110,28 @@ impl TopK {
     /// Whether nothing was pushed yet.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
+    }
+
+    /// Starts over with `k` (`Err(ZeroK)` if `k == 0`), keeping the heap's
+    /// buffer, so a selector reused from query to query stops allocating.
+    pub fn reset(&mut self, k: usize) -> Result<(), Error> {
+        if k == 0 {
+            return Err(Error::ZeroK);
+        }
+        self.k = k;
+        self.heap.clear();
+        Ok(())
+    }
+
+    /// Moves the kept `(id, distance)` pairs into `out` (cleared first),
+    /// nearest first, and leaves the selector empty with its buffer kept
+    /// (the same order as [`TopK::into_sorted_vec`]).
+    pub fn drain_sorted_into(&mut self, out: &mut Vec<(i64, f32)>) {
+        let mut sorted = std::mem::take(&mut self.heap).into_sorted_vec();
+        out.clear();
+        out.extend(sorted.iter().map(|e| (e.id, e.dist)));
+        sorted.clear();
+        self.heap = BinaryHeap::from(sorted);
     }
 
     /// The kept `(id, distance)` pairs, nearest first.

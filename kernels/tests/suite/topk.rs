@@ -71,6 +71,43 @@ fn equals_full_sort_for_every_k_with_ties() {
     }
 }
 
+/// One selector reused through `reset` and `drain_sorted_into` (as a
+/// per-connection scratch does) answers every k like a fresh one.
+#[test]
+fn reused_selector_equals_full_sort() {
+    let mut rng = Rng::new(51);
+    let mut t = TopK::default();
+    let mut out = vec![(99i64, 1.0f32)];
+    assert_eq!(t.reset(0), Err(Error::ZeroK));
+    for round in 0..40 {
+        let n = 1 + rng.below(150) as usize;
+        let dists: Vec<f32> = (0..n)
+            .map(|_| match rng.below(10) {
+                0 => f32::NAN,
+                1 => -0.0,
+                v => (v as f32 - 5.0) * 0.25,
+            })
+            .collect();
+        let ids: Vec<i64> = (0..n as i64).map(|i| (i * 13) % 101 - 50).collect();
+        let k = 1 + rng.below(n as u64 + 3) as usize;
+        t.reset(k).unwrap();
+        assert!(t.is_empty());
+        for (&id, &d) in ids.iter().zip(&dists) {
+            t.push(id, d);
+        }
+        t.drain_sorted_into(&mut out);
+        let sorted = full_sort(&ids, &dists);
+        let want = &sorted[..k.min(n)];
+        assert!(
+            same(&out, want),
+            "round {round} n={n} k={k}:
+ got {out:?}
+want {want:?}"
+        );
+        assert!(t.is_empty(), "drained");
+    }
+}
+
 #[test]
 fn errors_and_large_k() {
     assert_eq!(TopK::new(0).err(), Some(Error::ZeroK));

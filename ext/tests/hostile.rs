@@ -26,9 +26,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{
-    assert_topk, brute, ext_path, f32_blob, i8_blob, pairs, Conn, Driver, Metric, Rng, Val,
-};
+use common::{assert_topk, brute, f32_blob, i8_blob, pairs, Conn, Driver, Metric, Rng, Val};
 
 const DIM: usize = 8;
 const ROWS: usize = 400;
@@ -1251,315 +1249,15 @@ fn hostile_cases(d: Driver, tag: &str, only: &[Kind]) {
     assert!(n > 0);
 }
 
-mod bundled {
-    use super::*;
-    use rusqlite::types::{Value as RValue, ValueRef};
+#[path = "drivers/bundled.rs"]
+mod bundled;
+#[path = "drivers/system.rs"]
+mod system;
 
-    struct Bundled(rusqlite::Connection);
-
-    fn message(e: rusqlite::Error) -> String {
-        match e {
-            rusqlite::Error::SqliteFailure(_, Some(m)) => m,
-            rusqlite::Error::SqlInputError { msg, .. } => msg,
-            e => e.to_string(),
-        }
-    }
-
-    impl Conn for Bundled {
-        fn exec(&self, sql: &str) -> Result<(), String> {
-            self.0.execute_batch(sql).map_err(message)
-        }
-        fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, String> {
-            let mut st = self.0.prepare(sql).map_err(message)?;
-            let n = st.column_count();
-            let p: Vec<RValue> = params
-                .iter()
-                .map(|v| match v {
-                    Val::Null => RValue::Null,
-                    Val::Int(i) => RValue::Integer(*i),
-                    Val::Real(x) => RValue::Real(*x),
-                    Val::Text(s) => RValue::Text(s.clone()),
-                    Val::Blob(b) => RValue::Blob(b.clone()),
-                })
-                .collect();
-            let mut rows = st.query(rusqlite::params_from_iter(p)).map_err(message)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(message)? {
-                out.push(
-                    (0..n)
-                        .map(|i| match r.get_ref(i).expect("column") {
-                            ValueRef::Null => Val::Null,
-                            ValueRef::Integer(i) => Val::Int(i),
-                            ValueRef::Real(x) => Val::Real(x),
-                            ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
-                            ValueRef::Blob(b) => Val::Blob(b.to_vec()),
-                        })
-                        .collect(),
-                );
-            }
-            Ok(out)
-        }
-        fn version(&self) -> i32 {
-            rusqlite::version_number()
-        }
-        fn set_defensive(&self, on: bool) {
-            self.0
-                .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, on)
-                .expect("DEFENSIVE");
-        }
-    }
-
-    fn plain(path: &str) -> Box<dyn Conn> {
-        Box::new(Bundled(rusqlite::Connection::open(path).expect("open")))
-    }
-
-    fn open(path: &str) -> Box<dyn Conn> {
-        let c = rusqlite::Connection::open(path).expect("open");
-        // SAFETY: loading our own extension, built by this workspace.
-        unsafe {
-            let _guard = rusqlite::LoadExtensionGuard::new(&c).expect("enable load_extension");
-            c.load_extension(ext_path(), None::<&str>)
-                .expect("load libpocketvec0");
-        }
-        Box::new(Bundled(c))
-    }
-
-    pub const DRIVER: Driver = Driver { open, plain };
-}
-
-mod system {
-    //! Debian's `libsqlite3.so.0` (3.40), loaded at run time.
-    use super::*;
-    use std::ffi::{c_char, c_int, c_void, CStr, CString};
-    use std::sync::OnceLock;
-
-    type Db = *mut c_void;
-    type St = *mut c_void;
-
-    struct Lib {
-        open_v2: unsafe extern "C" fn(*const c_char, *mut Db, c_int, *const c_char) -> c_int,
-        close_v2: unsafe extern "C" fn(Db) -> c_int,
-        errmsg: unsafe extern "C" fn(Db) -> *const c_char,
-        prepare_v2:
-            unsafe extern "C" fn(Db, *const c_char, c_int, *mut St, *mut *const c_char) -> c_int,
-        step: unsafe extern "C" fn(St) -> c_int,
-        finalize: unsafe extern "C" fn(St) -> c_int,
-        bind_int64: unsafe extern "C" fn(St, c_int, i64) -> c_int,
-        bind_double: unsafe extern "C" fn(St, c_int, f64) -> c_int,
-        bind_null: unsafe extern "C" fn(St, c_int) -> c_int,
-        bind_text: unsafe extern "C" fn(St, c_int, *const c_char, c_int, isize) -> c_int,
-        bind_blob: unsafe extern "C" fn(St, c_int, *const c_void, c_int, isize) -> c_int,
-        column_count: unsafe extern "C" fn(St) -> c_int,
-        column_type: unsafe extern "C" fn(St, c_int) -> c_int,
-        column_int64: unsafe extern "C" fn(St, c_int) -> i64,
-        column_double: unsafe extern "C" fn(St, c_int) -> f64,
-        column_text: unsafe extern "C" fn(St, c_int) -> *const u8,
-        column_blob: unsafe extern "C" fn(St, c_int) -> *const u8,
-        column_bytes: unsafe extern "C" fn(St, c_int) -> c_int,
-        enable_load_extension: unsafe extern "C" fn(Db, c_int) -> c_int,
-        load_extension:
-            unsafe extern "C" fn(Db, *const c_char, *const c_char, *mut *mut c_char) -> c_int,
-        free: unsafe extern "C" fn(*mut c_void),
-        libversion_number: unsafe extern "C" fn() -> c_int,
-    }
-
-    fn lib() -> &'static Lib {
-        static LIB: OnceLock<Lib> = OnceLock::new();
-        LIB.get_or_init(|| {
-            // SAFETY: loading the system SQLite; it stays loaded.
-            let l: &'static libloading::Library = Box::leak(Box::new(unsafe {
-                libloading::Library::new("libsqlite3.so.0").expect("system libsqlite3.so.0")
-            }));
-            macro_rules! sym {
-                ($name:literal) => {
-                    // SAFETY: the signature matches sqlite3.h.
-                    *unsafe { l.get(concat!($name, "\0").as_bytes()) }.expect($name)
-                };
-            }
-            Lib {
-                open_v2: sym!("sqlite3_open_v2"),
-                close_v2: sym!("sqlite3_close_v2"),
-                errmsg: sym!("sqlite3_errmsg"),
-                prepare_v2: sym!("sqlite3_prepare_v2"),
-                step: sym!("sqlite3_step"),
-                finalize: sym!("sqlite3_finalize"),
-                bind_int64: sym!("sqlite3_bind_int64"),
-                bind_double: sym!("sqlite3_bind_double"),
-                bind_null: sym!("sqlite3_bind_null"),
-                bind_text: sym!("sqlite3_bind_text"),
-                bind_blob: sym!("sqlite3_bind_blob"),
-                column_count: sym!("sqlite3_column_count"),
-                column_type: sym!("sqlite3_column_type"),
-                column_int64: sym!("sqlite3_column_int64"),
-                column_double: sym!("sqlite3_column_double"),
-                column_text: sym!("sqlite3_column_text"),
-                column_blob: sym!("sqlite3_column_blob"),
-                column_bytes: sym!("sqlite3_column_bytes"),
-                enable_load_extension: sym!("sqlite3_enable_load_extension"),
-                load_extension: sym!("sqlite3_load_extension"),
-                free: sym!("sqlite3_free"),
-                libversion_number: sym!("sqlite3_libversion_number"),
-            }
-        })
-    }
-
-    struct System(Db);
-
-    impl System {
-        fn errmsg(&self) -> String {
-            // SAFETY: open handle; NUL-terminated message.
-            unsafe { CStr::from_ptr((lib().errmsg)(self.0)) }
-                .to_string_lossy()
-                .into_owned()
-        }
-
-        /// Runs every statement of `sql`; rows of the last one are returned.
-        fn run(&self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, String> {
-            let l = lib();
-            let text = CString::new(sql).expect("no NUL in SQL");
-            let mut tail: *const c_char = text.as_ptr();
-            let mut out = Vec::new();
-            // SAFETY: pointers come from SQLite or live CStrings/slices for
-            // the duration of each call.
-            unsafe {
-                while *tail != 0 {
-                    let mut st: St = std::ptr::null_mut();
-                    let mut next: *const c_char = std::ptr::null();
-                    if (l.prepare_v2)(self.0, tail, -1, &mut st, &mut next) != 0 {
-                        return Err(self.errmsg());
-                    }
-                    tail = next;
-                    if st.is_null() {
-                        continue;
-                    }
-                    for (i, p) in params.iter().enumerate() {
-                        let i = i as c_int + 1;
-                        match p {
-                            Val::Null => (l.bind_null)(st, i),
-                            Val::Int(x) => (l.bind_int64)(st, i, *x),
-                            Val::Real(x) => (l.bind_double)(st, i, *x),
-                            Val::Text(s) => {
-                                (l.bind_text)(st, i, s.as_ptr().cast(), s.len() as c_int, -1)
-                            }
-                            Val::Blob(b) => {
-                                (l.bind_blob)(st, i, b.as_ptr().cast(), b.len() as c_int, -1)
-                            }
-                        };
-                    }
-                    out.clear();
-                    let n = (l.column_count)(st);
-                    loop {
-                        match (l.step)(st) {
-                            100 => out.push(
-                                (0..n)
-                                    .map(|c| match (l.column_type)(st, c) {
-                                        1 => Val::Int((l.column_int64)(st, c)),
-                                        2 => Val::Real((l.column_double)(st, c)),
-                                        t @ (3 | 4) => {
-                                            let p = if t == 3 {
-                                                (l.column_text)(st, c)
-                                            } else {
-                                                (l.column_blob)(st, c)
-                                            };
-                                            let len = (l.column_bytes)(st, c) as usize;
-                                            let b = if len == 0 {
-                                                Vec::new()
-                                            } else {
-                                                std::slice::from_raw_parts(p, len).to_vec()
-                                            };
-                                            if t == 3 {
-                                                Val::Text(String::from_utf8_lossy(&b).into_owned())
-                                            } else {
-                                                Val::Blob(b)
-                                            }
-                                        }
-                                        _ => Val::Null,
-                                    })
-                                    .collect(),
-                            ),
-                            101 => break,
-                            _ => {
-                                let e = self.errmsg();
-                                (l.finalize)(st);
-                                return Err(e);
-                            }
-                        }
-                    }
-                    (l.finalize)(st);
-                }
-            }
-            Ok(out)
-        }
-    }
-
-    impl Drop for System {
-        fn drop(&mut self) {
-            // SAFETY: open handle, closed once.
-            unsafe { (lib().close_v2)(self.0) };
-        }
-    }
-
-    impl Conn for System {
-        fn exec(&self, sql: &str) -> Result<(), String> {
-            self.run(sql, &[]).map(|_| ())
-        }
-        fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, String> {
-            self.run(sql, params)
-        }
-        fn version(&self) -> i32 {
-            // SAFETY: plain function.
-            unsafe { (lib().libversion_number)() }
-        }
-        fn set_defensive(&self, _on: bool) {
-            unimplemented!("not used by the hostile cases")
-        }
-    }
-
-    fn open_plain(path: &str) -> System {
-        let p = CString::new(path).unwrap();
-        let mut db: Db = std::ptr::null_mut();
-        // SAFETY: valid out-pointer and path; READWRITE|CREATE|URI|FULLMUTEX
-        // (a `mode=ro` URI narrows it to read-only).
-        let rc = unsafe {
-            (lib().open_v2)(
-                p.as_ptr(),
-                &mut db,
-                0x2 | 0x4 | 0x40 | 0x10000,
-                std::ptr::null(),
-            )
-        };
-        let c = System(db);
-        assert_eq!(rc, 0, "open {path}: {}", c.errmsg());
-        c
-    }
-
-    fn plain(path: &str) -> Box<dyn Conn> {
-        Box::new(open_plain(path))
-    }
-
-    fn open(path: &str) -> Box<dyn Conn> {
-        let l = lib();
-        let c = open_plain(path);
-        let ext = CString::new(ext_path().to_string_lossy().into_owned()).unwrap();
-        let mut err: *mut c_char = std::ptr::null_mut();
-        // SAFETY: open handle; err is freed with sqlite3_free.
-        unsafe {
-            (l.enable_load_extension)(c.0, 1);
-            if (l.load_extension)(c.0, ext.as_ptr(), std::ptr::null(), &mut err) != 0 {
-                let m = CStr::from_ptr(err).to_string_lossy().into_owned();
-                (l.free)(err.cast());
-                panic!("load_extension: {m}");
-            }
-        }
-        Box::new(c)
-    }
-
-    pub const DRIVER: Driver = Driver { open, plain };
-
-    pub fn check_version() {
-        let v = open(":memory:").version();
-        assert!((3_038_000..3_041_000).contains(&v), "{v}");
-    }
+/// The child runs on Debian 12's SQLite 3.40.
+fn check_system_version() {
+    let v = (system::DRIVER.open)(":memory:").version();
+    assert!((3_038_000..3_041_000).contains(&v), "{v}");
 }
 
 // One process can use pocketvec with one SQLite library only, so the
@@ -1620,7 +1318,7 @@ fn hostile_system_ivf() {
 #[test]
 fn child_system_exact() {
     if std::env::var_os(CHILD_ENV).is_some() {
-        system::check_version();
+        check_system_version();
         hostile_cases(system::DRIVER, "system-exact", FLAT);
     }
 }
@@ -1628,7 +1326,7 @@ fn child_system_exact() {
 #[test]
 fn child_system_ivf() {
     if std::env::var_os(CHILD_ENV).is_some() {
-        system::check_version();
+        check_system_version();
         hostile_cases(system::DRIVER, "system-ivf", IVF);
     }
 }

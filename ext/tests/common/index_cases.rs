@@ -83,6 +83,33 @@ fn set_model_row(model: &mut Model, id: i64, name: &str, v: Option<Vec<f32>>) {
     model.insert(id, (name.to_string(), v));
 }
 
+/// Inserts `vecs` into `table(id, name, vec)` in one transaction as rows
+/// `first_id..`, named `{prefix}{id}`, and records them in `model`.
+fn insert_named(
+    c: &dyn Conn,
+    table: &str,
+    vecs: &[Vec<f32>],
+    first_id: i64,
+    prefix: &str,
+    model: &mut Model,
+) {
+    c.ok("BEGIN");
+    for (i, v) in vecs.iter().enumerate() {
+        let id = first_id + i as i64;
+        let name = format!("{prefix}{id}");
+        c.rows(
+            &format!("INSERT INTO {table} VALUES (?, ?, ?)"),
+            &[
+                Val::Int(id),
+                Val::Text(name.clone()),
+                Val::Blob(f32_blob(v)),
+            ],
+        );
+        set_model_row(model, id, &name, Some(v.clone()));
+    }
+    c.ok("COMMIT");
+}
+
 fn vec_or_null(v: &Option<Vec<f32>>) -> Val {
     match v {
         Some(v) => Val::Blob(f32_blob(v)),
@@ -904,20 +931,8 @@ pub fn index_ivf_search_and_maintenance(d: Driver) {
     let a = (d.open)(&path);
     a.ok("CREATE TABLE docs(id INTEGER PRIMARY KEY, name TEXT, vec BLOB)");
     let mut model = Model::new();
-    a.ok("BEGIN");
-    for (i, v) in clustered(&mut rng, 3000, dim, 40).into_iter().enumerate() {
-        let id = i as i64 + 1;
-        a.rows(
-            "INSERT INTO docs VALUES (?, ?, ?)",
-            &[
-                Val::Int(id),
-                Val::Text(format!("n{id}")),
-                Val::Blob(f32_blob(&v)),
-            ],
-        );
-        model.insert(id, (format!("n{id}"), Some(v)));
-    }
-    a.ok("COMMIT");
+    let vecs = clustered(&mut rng, 3000, dim, 40);
+    insert_named(&*a, "docs", &vecs, 1, "n", &mut model);
     for (quant, min_recall) in [("pq", 0.8), ("int8", 0.8), ("none", 0.8)] {
         let vt = format!("iv_{quant}");
         a.ok(&format!(
@@ -1025,20 +1040,8 @@ pub fn index_ivf_search_and_maintenance(d: Driver) {
     }
     // A bulk insert larger than one apply batch (4096 rowids) into trained
     // lists, then an update of half of it: lists stay exact at nprobe = all.
-    b.ok("BEGIN");
-    for (i, v) in clustered(&mut rng, 5000, dim, 40).into_iter().enumerate() {
-        let id = 10_000 + i as i64;
-        b.rows(
-            "INSERT INTO docs VALUES (?, ?, ?)",
-            &[
-                Val::Int(id),
-                Val::Text(format!("b{id}")),
-                Val::Blob(f32_blob(&v)),
-            ],
-        );
-        model.insert(id, (format!("b{id}"), Some(v)));
-    }
-    b.ok("COMMIT");
+    let vecs = clustered(&mut rng, 5000, dim, 40);
+    insert_named(&*b, "docs", &vecs, 10_000, "b", &mut model);
     b.ok("UPDATE docs SET vec = (SELECT vec FROM docs AS o WHERE o.id = docs.id - 9000) WHERE id BETWEEN 10000 AND 12499");
     for id in 10_000..12_500i64 {
         // Rows 3001..3499 do not exist: their vectors become NULL.
@@ -1157,20 +1160,7 @@ pub fn index_replace_check_follows_schema(d: Driver) {
     let mut model = Model::new();
     a.ok("CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT, vec BLOB)");
     let pv = clustered(&mut rng, 400, dim, 8);
-    a.ok("BEGIN");
-    for (i, v) in pv.iter().enumerate() {
-        let id = i as i64 + 1;
-        a.rows(
-            "INSERT INTO p VALUES (?, ?, ?)",
-            &[
-                Val::Int(id),
-                Val::Text(format!("p{id}")),
-                Val::Blob(f32_blob(v)),
-            ],
-        );
-        set_model_row(&mut model, id, &format!("p{id}"), Some(v.clone()));
-    }
-    a.ok("COMMIT");
+    insert_named(&*a, "p", &pv, 1, "p", &mut model);
     a.ok("CREATE VIRTUAL TABLE pf USING pocketvec(base_table=p, dim=16)");
     a.ok("CREATE VIRTUAL TABLE pi USING pocketvec(base_table=p, dim=16, index=ivf, lists=4, quantizer=int8, train_min=300, nprobe=3)");
     let info = |vt: &str| -> serde_json::Value {

@@ -374,7 +374,7 @@ pub fn assign_points(
     let threads = if work < (1 << 21) { 1 } else { threads.min(n) };
     let run = |pts: &[f32], lab: &mut [u32], sco: &mut [f32]| -> Result<(), Error> {
         if small {
-            assign_small(pts, dim, &transposed, k, &csq, l2, lab, sco);
+            assign_small(avx512, pts, dim, &transposed, k, &csq, l2, lab, sco);
         } else {
             assign_gemm(avx512, pts, dim, &transposed, k, &csq, l2, lab, sco);
         }
@@ -492,7 +492,7 @@ multiversion! {
 /// Whether to run the explicit AVX-512 micro-kernels: the CPU has them and
 /// the kernels' dispatch level (capped by `POCKETVEC_ISA`, or forced by
 /// tests) is AVX-512.
-fn use_avx512(kern: Kernels) -> bool {
+pub(crate) fn use_avx512(kern: Kernels) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         kern.isa() == kernels::Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
@@ -578,8 +578,11 @@ pub(crate) const SMALL_CHUNK: usize = 64;
 /// transposed centroid table `t` (`dim × k`) and keeps, per point, the
 /// lowest score and its centroid (the lowest index among equal scores).
 /// PQ encoding (dim = 4, k = 256) and small-dimension k-means run here.
+/// `avx512` is [`use_avx512`] (the kernels' level, capped by
+/// `POCKETVEC_ISA`), as for [`assign_gemm`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn assign_small(
+    avx512: bool,
     pts: &[f32],
     dim: usize,
     t: &[f32],
@@ -590,11 +593,13 @@ pub(crate) fn assign_small(
     scores: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if k > 0 && k.is_multiple_of(SMALL_CHUNK) && std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F was detected at run time.
+    if avx512 && k > 0 && k.is_multiple_of(SMALL_CHUNK) {
+        // SAFETY: `avx512` comes from `use_avx512`, which detected AVX-512F.
         unsafe { assign_small_avx512(pts, dim, t, k, csq, l2, labels, scores) };
         return;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = avx512;
     assign_small_portable(pts, dim, t, k, csq, l2, labels, scores);
 }
 

@@ -622,7 +622,7 @@ impl IvfModel {
                         }
                     }
                     let cb = &mut cs[i0 * pq.m..(i0 + lb.len()) * pq.m];
-                    pq.encode_many(&r, cb);
+                    pq.encode_many(self.kern, &r, cb);
                     if self.metric() == Metric::L2 {
                         for (i, &l) in lb.iter().enumerate() {
                             pq.decode(&cb[i * pq.m..(i + 1) * pq.m], &mut rh);

@@ -16,7 +16,7 @@
 //! otherwise AVX-512 / AVX2 gathers fetch 16 / 8 f32 entries at once.
 
 use crate::error::Error;
-use crate::kmeans::{assign_small, kmeans, transpose, Assign, KMeansConfig};
+use crate::kmeans::{assign_small, kmeans, transpose, use_avx512, Assign, KMeansConfig};
 use crate::simd::multiversion;
 use kernels::Kernels;
 
@@ -198,8 +198,9 @@ impl Pq {
 
     /// Encode the rows of `xs` (`n × dim`) into `codes` (`n × m`, row-major):
     /// one assignment pass per sub-space over all rows.
-    pub(crate) fn encode_many(&self, xs: &[f32], codes: &mut [u8]) {
+    pub(crate) fn encode_many(&self, kern: Kernels, xs: &[f32], codes: &mut [u8]) {
         let n = xs.len() / self.dim;
+        let avx512 = use_avx512(kern);
         let (m, dsub) = (self.m, self.dsub);
         let mut sub = vec![0f32; n * dsub];
         let mut labels = vec![0u32; n];
@@ -209,6 +210,7 @@ impl Pq {
                 self.sub(x, j, out);
             }
             assign_small(
+                avx512,
                 &sub,
                 dsub,
                 &self.cbt[j * dsub * KSUB..(j + 1) * dsub * KSUB],

@@ -22,7 +22,10 @@ use std::collections::HashMap;
 
 use sqlite3ext_sys as sys;
 
+use kernels::{f16, Kernels};
+
 use super::score::Block;
+use super::screen;
 use super::shadow::Names;
 use crate::api::{quote_ident, Blob, SqlError, Stmt};
 use crate::vector::ElemType;
@@ -85,18 +88,32 @@ impl Layout {
 // ---------------------------------------------------------------------------
 // RAM cache
 
-/// One cached chunk: its used rows only.
+/// One cached chunk: its used rows only. A full cache fills `norms` and
+/// `data`; a compact one (f32 tables, see [`screen`]) fills `s16`, `xn` and
+/// `rho` instead.
 #[derive(Default)]
 struct CChunk {
     ids: Vec<i64>,
     norms: Vec<f32>,
     /// Row bytes, 8-byte aligned storage.
     data: Vec<u64>,
+    /// Compact: unit vectors in f16.
+    s16: Vec<f16>,
+    /// Compact: row norms.
+    xn: Vec<f64>,
+    /// Compact: rounding-error bounds, and one at least as large as each.
+    rho: Vec<f32>,
+    rho_max: f32,
 }
 
 impl CChunk {
     fn bytes(&self) -> usize {
-        self.ids.capacity() * 8 + self.norms.capacity() * 4 + self.data.capacity() * 8
+        self.ids.capacity() * 8
+            + self.norms.capacity() * 4
+            + self.data.capacity() * 8
+            + self.s16.capacity() * 2
+            + self.xn.capacity() * 8
+            + self.rho.capacity() * 4
     }
     fn rows(&self) -> &[u8] {
         bytemuck::cast_slice(&self.data)
@@ -106,12 +123,17 @@ impl CChunk {
     }
 }
 
-/// A RAM copy of the chunks as of generation `token`.
+/// A RAM copy of the chunks as of generation `token`: the stored rows
+/// themselves (full), or for an f32 table their compact form (see
+/// [`screen`]), about half the bytes.
 pub struct Cache {
     pub token: i64,
     pub rows: usize,
     layout: Layout,
     chunks: Vec<CChunk>,
+    /// Set for a compact cache: the kernels that encode rows.
+    compact: Option<Kernels>,
+    tmp: Vec<f32>,
 }
 
 impl Cache {
@@ -121,10 +143,72 @@ impl Cache {
             rows: 0,
             layout,
             chunks: Vec::new(),
+            compact: None,
+            tmp: Vec::new(),
+        }
+    }
+    /// A compact cache (f32 layouts only).
+    pub fn new_compact(layout: Layout, token: i64, k: Kernels) -> Cache {
+        debug_assert_eq!(layout.elem, ElemType::F32);
+        Cache {
+            compact: Some(k),
+            ..Cache::new(layout, token)
         }
     }
     pub fn layout(&self) -> Layout {
         self.layout
+    }
+    /// Whether rows are held in compact form (no row bytes to read back).
+    pub fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+    /// The cached chunks as screening blocks (compact caches).
+    pub fn screen_blocks(&self) -> Vec<screen::Block<'_>> {
+        debug_assert!(self.is_compact());
+        self.chunks
+            .iter()
+            .map(|c| screen::Block {
+                ids: &c.ids,
+                rows: &c.s16,
+                norms: &c.xn,
+                rho: &c.rho,
+                rho_max: c.rho_max,
+            })
+            .collect()
+    }
+    /// Encodes `row` into slot `s` of compact chunk `c` (which holds at
+    /// least `s + 1` slots).
+    fn encode(&mut self, c: usize, s: usize, row: &[u8]) {
+        let k = self.compact.expect("compact cache");
+        let d = self.layout.dim;
+        let ch = &mut self.chunks[c];
+        let e = screen::encode_row(&k, row, &mut self.tmp, &mut ch.s16[s * d..(s + 1) * d]);
+        ch.xn[s] = e.norm;
+        ch.rho[s] = e.rho;
+        ch.rho_max = ch.rho_max.max(e.rho);
+    }
+    /// Appends the rows of `b` (one chunk read from storage) in compact
+    /// form, reusing `recycled`'s buffers when given.
+    pub fn append_compact(&mut self, b: Block<'_>, recycled: Option<Recycled>) {
+        let d = self.layout.dim;
+        let n = b.ids.len();
+        let mut ch = recycled.map_or_else(CChunk::default, |r| r.0);
+        ch.ids.clear();
+        ch.ids.extend_from_slice(b.ids);
+        // A full cache's buffers (after a switch of mode) are dropped.
+        ch.norms = Vec::new();
+        ch.data = Vec::new();
+        ch.s16.resize(n * d, f16::ZERO);
+        ch.xn.resize(n, 0.0);
+        ch.rho.resize(n, 0.0);
+        ch.rho_max = 0.0;
+        self.chunks.push(ch);
+        let c = self.chunks.len() - 1;
+        let rb = self.layout.row_bytes();
+        for s in 0..n {
+            self.encode(c, s, &b.rows[s * rb..(s + 1) * rb]);
+        }
+        self.rows += n;
     }
     /// Heap bytes held (capacities, not lengths).
     pub fn bytes(&self) -> usize {
@@ -144,6 +228,7 @@ impl Cache {
             .collect()
     }
     fn slot(&self, pos: usize) -> (i64, &[u8], f32) {
+        debug_assert!(!self.is_compact());
         let (c, s) = self.layout.locate(pos);
         let ch = &self.chunks[c as usize];
         let rb = self.layout.row_bytes();
@@ -152,6 +237,11 @@ impl Cache {
     }
     fn set(&mut self, pos: usize, id: i64, row: &[u8], norm: f32) {
         let (c, s) = self.layout.locate(pos);
+        if self.is_compact() {
+            self.chunks[c as usize].ids[s] = id;
+            self.encode(c as usize, s, row);
+            return;
+        }
         let rb = self.layout.row_bytes();
         let norms = self.layout.norms;
         let ch = &mut self.chunks[c as usize];
@@ -169,17 +259,34 @@ impl Cache {
         let rb = self.layout.row_bytes();
         let cap = self.layout.cap;
         let norms = self.layout.norms;
+        let d = self.layout.dim;
+        let compact = self.is_compact();
         let ch = &mut self.chunks[c as usize];
         // Grow by about 1/16 (at least 16 rows, at most to capacity) so the
         // cache stays within a few percent of the stored bytes.
         if ch.ids.len() == ch.ids.capacity() {
             let add = (ch.ids.len() / 16).max(16).min(cap - ch.ids.len()).max(1);
             ch.ids.reserve_exact(add);
-            if norms {
-                ch.norms.reserve_exact(add);
+            if compact {
+                ch.s16.reserve_exact(add * d);
+                ch.xn.reserve_exact(add);
+                ch.rho.reserve_exact(add);
+            } else {
+                if norms {
+                    ch.norms.reserve_exact(add);
+                }
+                let words = ((ch.ids.len() + add) * rb).div_ceil(8);
+                ch.data.reserve_exact(words.saturating_sub(ch.data.len()));
             }
-            let words = ((ch.ids.len() + add) * rb).div_ceil(8);
-            ch.data.reserve_exact(words.saturating_sub(ch.data.len()));
+        }
+        if compact {
+            ch.ids.push(id);
+            ch.s16.resize((s + 1) * d, f16::ZERO);
+            ch.xn.push(0.0);
+            ch.rho.push(0.0);
+            self.rows += 1;
+            self.encode(c as usize, s, row);
+            return;
         }
         ch.ids.push(id);
         if norms {
@@ -200,6 +307,9 @@ impl Cache {
             ch.ids.truncate(s);
             ch.norms.truncate(s);
             ch.data.truncate((s * rb).div_ceil(8));
+            ch.s16.truncate(s * self.layout.dim);
+            ch.xn.truncate(s);
+            ch.rho.truncate(s);
             if s == 0 {
                 self.chunks.pop();
             }
@@ -322,11 +432,15 @@ pub fn load_chunk(
     let l = cache.layout;
     let rb = l.row_bytes();
     let mut ch = recycled.map_or_else(CChunk::default, |r| r.0);
+    // A compact cache's buffers (after a switch of mode) are dropped.
+    (ch.s16, ch.xn, ch.rho) = (Vec::new(), Vec::new(), Vec::new());
     ch.ids.resize(used, 0);
     ch.norms.resize(if l.norms { used } else { 0 }, 0.0);
     ch.data.resize((used * rb).div_ceil(8), 0);
     {
-        let CChunk { ids, norms, data } = &mut ch;
+        let CChunk {
+            ids, norms, data, ..
+        } = &mut ch;
         r.read_into(
             n,
             c as i64,
@@ -537,7 +651,7 @@ impl<'a> Writer<'a> {
 
     /// Reads the row at `pos` (from the cache when there is one).
     fn read_slot(&mut self, pos: usize) -> Result<(i64, Vec<u8>, f32), SqlError> {
-        if let Some(c) = &self.cache {
+        if let Some(c) = self.cache.as_ref().filter(|c| !c.is_compact()) {
             let (id, row, norm) = c.slot(pos);
             return Ok((id, row.to_vec(), norm));
         }

@@ -40,6 +40,7 @@ use sqlite3ext_sys as sys;
 use super::base_table::{integer_key, BaseTable};
 use super::flat::{self, Cache, ChunkReader, Layout, Writer};
 use super::score::{self, resolve_threads, row_norm, score_block, Admit};
+use super::screen::{self, Screen};
 use super::shadow::{self, Names, FORMAT_VERSION, LOG};
 use super::{Collector, Request, VectorSource};
 use crate::api::{self, exec, quote_ident, SqlError, Step, Stmt, ValueType};
@@ -961,10 +962,19 @@ impl Index {
             .unwrap_or(self.opts.cache)
     }
 
+    /// Whether the cache holds rows in compact form: f32 tables unless
+    /// `cache=full` (see `source/screen.rs`).
+    fn cache_compact(&self) -> bool {
+        self.layout.elem == ElemType::F32 && !self.opts.cache_full
+    }
+
     fn cache_valid(&self, s: &State) -> bool {
-        self.cache
-            .as_ref()
-            .is_some_and(|c| c.token == s.token && c.rows == s.rows && c.layout() == self.layout)
+        self.cache.as_ref().is_some_and(|c| {
+            c.token == s.token
+                && c.rows == s.rows
+                && c.layout() == self.layout
+                && c.is_compact() == self.cache_compact()
+        })
     }
 
     fn set_cache_stats(&self) {
@@ -980,78 +990,192 @@ impl Index {
 
     // ---- flat scan --------------------------------------------------------------
 
-    /// Scores every stored row admitted by `admit` into `outs`.
+    /// Scores every stored row admitted by `admit` into `outs`. Returns
+    /// `Some(gone)` when the answer came from base rows (a compact cache's
+    /// candidates, re-scored): `gone` lists candidates whose base row no
+    /// longer exists (the caller excludes them and searches again).
+    /// `None`: the rows came from stored data and are checked by the caller.
     fn scan_flat(
         &mut self,
         s: &State,
         req: &Request<'_>,
         admit: &Admit<'_>,
         outs: &mut [Collector],
-    ) -> Result<(), String> {
+    ) -> Result<Option<Vec<i64>>, String> {
         let metric = req.metric;
         let threads = resolve_threads(req.threads);
-        if self.cache_enabled() {
-            if !self.cache_valid(s) && self.cache.is_none() && self.scans == 0 {
-                // The first query of a connection streams: a connection used
-                // once never pays for the cache (filling it means first
-                // touches of fresh memory, several times the cost of the
-                // scan); the next query fills it.
-                self.scans += 1;
-                self.stats.cache_used.store(false, Ordering::Relaxed);
-                return self.stream_flat(s, req, admit, outs);
-            }
-            self.scans += 1;
-            if !self.cache_valid(s) {
-                // Load and score in one pass: each chunk is read once,
-                // straight into its cache buffers (reusing a stale cache's),
-                // and scored while hot.
-                let mut pool = self.cache.take().map(Cache::recycle).unwrap_or_default();
-                pool.reverse();
-                let mut cache = Cache::new(self.layout, s.token);
-                if s.rows > 0 {
-                    // SAFETY: db is the connection owning this table.
-                    let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
-                    let mut buf = Vec::new();
-                    for c in 0..self.layout.chunks(s.rows) {
-                        let used = self.layout.used(c, s.rows);
-                        flat::load_chunk(&mut r, &self.names, &mut cache, c, used, pool.pop())?;
-                        let b = cache.block(c);
-                        score::scan_block(
-                            &self.kern,
-                            metric,
-                            req.queries,
-                            b,
-                            admit,
-                            outs,
-                            &mut buf,
-                        )?;
-                    }
-                }
-                self.cache = Some(cache);
-                self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
-                self.stats.cache_used.store(true, Ordering::Relaxed);
-                self.set_cache_stats();
-                return Ok(());
-            }
-            self.stats.cache_used.store(true, Ordering::Relaxed);
-            self.set_cache_stats();
-            let cache = self.cache.as_ref().expect("just loaded");
-            let blocks = cache.blocks();
-            score::scan_parallel(
-                &self.kern,
-                metric,
-                req.queries,
-                &blocks,
-                admit,
-                outs,
-                threads,
-            )
-        } else {
+        if !self.cache_enabled() {
             self.cache = None;
             self.set_cache_stats();
             self.stats.cache_used.store(false, Ordering::Relaxed);
-            self.stream_flat(s, req, admit, outs)
+            return self.stream_flat(s, req, admit, outs).map(|()| None);
         }
+        if !self.cache_valid(s) && self.cache.is_none() && self.scans == 0 {
+            // The first query of a connection streams: a connection used
+            // once never pays for the cache (filling it means first
+            // touches of fresh memory, several times the cost of the
+            // scan); the next query fills it.
+            self.scans += 1;
+            self.stats.cache_used.store(false, Ordering::Relaxed);
+            return self.stream_flat(s, req, admit, outs).map(|()| None);
+        }
+        self.scans += 1;
+        if !self.cache_valid(s) {
+            // Load and score in one pass: each chunk is read once, scored
+            // while hot (the stored rows themselves, exact) and copied into
+            // the cache (reusing a stale cache's buffers).
+            let mut pool = self.cache.take().map(Cache::recycle).unwrap_or_default();
+            pool.reverse();
+            let compact = self.cache_compact();
+            let mut cache = if compact {
+                Cache::new_compact(self.layout, s.token, self.kern)
+            } else {
+                Cache::new(self.layout, s.token)
+            };
+            if s.rows > 0 {
+                // SAFETY: db is the connection owning this table.
+                let mut r = unsafe { ChunkReader::new(self.db, &self.names, self.layout, 0) }?;
+                let mut buf = Vec::new();
+                for c in 0..self.layout.chunks(s.rows) {
+                    let used = self.layout.used(c, s.rows);
+                    let b = if compact {
+                        let b = r.read(&self.names, c as i64, used)?;
+                        cache.append_compact(b, pool.pop());
+                        b
+                    } else {
+                        flat::load_chunk(&mut r, &self.names, &mut cache, c, used, pool.pop())?;
+                        cache.block(c)
+                    };
+                    score::scan_block(&self.kern, metric, req.queries, b, admit, outs, &mut buf)?;
+                }
+            }
+            self.cache = Some(cache);
+            self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
+            self.stats.cache_used.store(true, Ordering::Relaxed);
+            self.set_cache_stats();
+            return Ok(None);
+        }
+        self.stats.cache_used.store(true, Ordering::Relaxed);
+        self.set_cache_stats();
+        let cache = self.cache.as_ref().expect("just loaded");
+        if cache.is_compact() {
+            if let Some(gone) = self.screen_flat(s, req, admit, outs, threads)? {
+                return Ok(Some(gone));
+            }
+            // Not screenable (no k, a zero query, too many candidates):
+            // the stored f32 rows, streamed.
+            return self.stream_flat(s, req, admit, outs).map(|()| None);
+        }
+        let blocks = cache.blocks();
+        score::scan_parallel(
+            &self.kern,
+            metric,
+            req.queries,
+            &blocks,
+            admit,
+            outs,
+            threads,
+        )
+        .map(|()| None)
+    }
+
+    /// Answers from a compact cache: screens every cached row, then scores
+    /// the candidates from their base rows (see `source/screen.rs`).
+    /// `None` when the request cannot be screened.
+    fn screen_flat(
+        &mut self,
+        s: &State,
+        req: &Request<'_>,
+        admit: &Admit<'_>,
+        outs: &mut [Collector],
+        threads: usize,
+    ) -> Result<Option<Vec<i64>>, String> {
+        let Some(k) = req.n else { return Ok(None) };
+        let mut qs = Vec::with_capacity(req.queries.len());
+        for q in req.queries {
+            let Vector::F32(v) = q else { return Ok(None) };
+            let Some(p) = screen::Query::new(&self.kern, req.metric, v) else {
+                return Ok(None);
+            };
+            qs.push(p);
+        }
+        let mut states: Vec<Screen> = qs.iter().map(|_| Screen::new(k)).collect();
+        {
+            let cache = self.cache.as_ref().expect("compact cache");
+            let blocks = cache.screen_blocks();
+            screen::scan_parallel(
+                &self.kern,
+                &qs,
+                &blocks,
+                admit,
+                req.dist,
+                &mut states,
+                threads,
+            )?;
+        }
+        // Each candidate costs a point lookup in the base table; past about
+        // an eighth of the rows, reading every stored row is cheaper.
+        let limit = s.rows / 8 + 256;
+        let seen: Vec<u64> = states.iter().map(Screen::seen).collect();
+        let cands: Vec<Vec<(f64, i64)>> = states.into_iter().map(Screen::finish).collect();
+        if cands.iter().any(|c| c.len() > limit) {
+            return Ok(None);
+        }
+        let mut gone = Vec::new();
+        for (qi, (c, out)) in cands.iter().zip(outs.iter_mut()).enumerate() {
+            out.add_scanned(seen[qi]);
+            self.rescore(req, qi, k, c, out, &mut gone)?;
+        }
+        Ok(Some(gone))
+    }
+
+    /// Scores screening candidates of query `qi` (ascending lower bounds)
+    /// from their base rows into `out`, until no candidate left can be
+    /// among the `k` nearest. Candidates whose base row is gone are added
+    /// to `gone`.
+    fn rescore(
+        &mut self,
+        req: &Request<'_>,
+        qi: usize,
+        k: usize,
+        cands: &[(f64, i64)],
+        out: &mut Collector,
+        gone: &mut Vec<i64>,
+    ) -> Result<(), String> {
+        let (kern, metric, q) = (self.kern, req.metric, &req.queries[qi]);
+        let (elem, norms) = (self.layout.elem, score::uses_norms(metric));
+        let mut best = kernels::TopK::new(k.max(1)).expect("k >= 1");
+        let mut ids = Vec::with_capacity(32);
+        let mut d = [0f32];
+        let mut at = 0;
+        while at < cands.len() {
+            if best.threshold().is_some_and(|t| cands[at].0 > f64::from(t)) {
+                break;
+            }
+            // The first batch is usually the answer.
+            let end = cands.len().min(at + if at == 0 { k + 4 } else { 32 });
+            ids.clear();
+            ids.extend(cands[at..end].iter().map(|c| c.1));
+            self.base.fetch(&ids, &mut |id, v| {
+                let Some(row) = v else {
+                    gone.push(id);
+                    return Ok(());
+                };
+                let n = [if norms {
+                    row_norm(&kern, elem, row)
+                } else {
+                    0.0
+                }];
+                score_block(&kern, metric, q, row, Some(&n), &mut d)?;
+                if req.dist.pass(d[0]) {
+                    best.push(id, d[0]);
+                }
+                out.push(id, d[0]);
+                Ok(())
+            })?;
+            at = end;
+        }
+        Ok(())
     }
 
     /// Scans the chunks one at a time through one reused buffer.
@@ -2235,6 +2359,7 @@ impl Index {
             "map_rows": map_rows,
             "index_bytes": chunk_bytes + list_bytes + model_bytes,
             "cache": self.cache_enabled(),
+            "cache_form": if self.cache_compact() { "compact" } else { "full" },
             "cache_bytes": self.stats.cache_bytes.load(Ordering::Relaxed),
             "cache_loads": self.stats.cache_loads.load(Ordering::Relaxed),
             "triggers": s.trigger_base.is_some(),
@@ -2314,6 +2439,8 @@ impl VectorSource for Index {
         let pending: HashSet<i64> = synced.pending.iter().copied().collect();
         let mut gone: HashSet<i64> = HashSet::new();
         let mut checked: HashMap<i64, bool> = HashMap::new();
+        // Rows found gone, logged for the next write to remove.
+        let mut logged_gone: Vec<i64> = Vec::new();
         // A small rowid set is answered from the base table directly: exact,
         // current, and cheaper than a scan.
         let small_set = req
@@ -2365,7 +2492,21 @@ impl VectorSource for Index {
                 // they are checked like flat results (REPLACE trap).
                 from_base = self.rowstore.is_none();
             } else {
-                self.scan_flat(&s, req, &admit, &mut outs)?;
+                match self.scan_flat(&s, req, &admit, &mut outs)? {
+                    Some(found) if !found.is_empty() => {
+                        // Candidates whose base row is gone (a REPLACE
+                        // through a UNIQUE conflict): exclude them and
+                        // search again.
+                        for id in found {
+                            if gone.insert(id) {
+                                logged_gone.push(id);
+                            }
+                        }
+                        continue;
+                    }
+                    Some(_) => from_base = true,
+                    None => {}
+                }
                 if !synced.pending.is_empty() {
                     let ids: Vec<i64> = synced
                         .pending
@@ -2381,7 +2522,7 @@ impl VectorSource for Index {
             // Check rows taken from stored data against the base table.
             let mut results = Vec::with_capacity(nq);
             let mut retry = false;
-            let mut newly_gone = Vec::new();
+            let newly_gone = &mut logged_gone;
             for out in outs {
                 let full = out.len() >= out.capacity();
                 let rows = out.into_sorted_vec();
@@ -2413,12 +2554,12 @@ impl VectorSource for Index {
                 }
                 results.push(kept);
             }
-            if !newly_gone.is_empty() && synced.writable {
-                // Let the next write remove them (best effort: a failure
-                // only means they are checked again next time).
-                let _ = self.log_ids(&newly_gone);
-            }
             if !retry {
+                if !logged_gone.is_empty() && synced.writable {
+                    // Let the next write remove them (best effort: a
+                    // failure only means they are checked again next time).
+                    let _ = self.log_ids(&logged_gone);
+                }
                 return Ok(results);
             }
         }

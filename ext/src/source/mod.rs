@@ -10,6 +10,7 @@ pub mod base_table;
 pub mod flat;
 pub mod index;
 pub mod score;
+pub mod screen;
 pub mod shadow;
 
 use std::cmp::Ordering;
@@ -160,6 +161,27 @@ impl DistanceFilter {
             }
         })
     }
+    /// Whether some distance in `lo..=hi` may pass (each constraint alone
+    /// is met somewhere in the range).
+    pub fn range_may_pass(&self, lo: f64, hi: f64) -> bool {
+        !self.never
+            && self.conds.iter().all(|&(op, x)| match op {
+                CmpOp::Lt => cmp_num(lo, x) == Ordering::Less,
+                CmpOp::Le => cmp_num(lo, x) != Ordering::Greater,
+                CmpOp::Gt => cmp_num(hi, x) == Ordering::Greater,
+                CmpOp::Ge => cmp_num(hi, x) != Ordering::Less,
+            })
+    }
+    /// Whether every distance in `lo..=hi` passes.
+    pub fn range_sure_pass(&self, lo: f64, hi: f64) -> bool {
+        !self.never
+            && self.conds.iter().all(|&(op, x)| match op {
+                CmpOp::Lt => cmp_num(hi, x) == Ordering::Less,
+                CmpOp::Le => cmp_num(hi, x) != Ordering::Greater,
+                CmpOp::Gt => cmp_num(lo, x) == Ordering::Greater,
+                CmpOp::Ge => cmp_num(lo, x) != Ordering::Less,
+            })
+    }
 }
 
 /// Receives scored rows: applies the distance filter, keeps the k nearest.
@@ -214,6 +236,14 @@ impl Collector {
         if self.filter.pass(d) {
             self.topk.push(id, d);
         }
+    }
+    /// The k-th distance kept, once k rows are held.
+    pub fn threshold(&self) -> Option<f32> {
+        self.topk.threshold()
+    }
+    /// Counts rows offered elsewhere (screened without being scored here).
+    pub fn add_scanned(&mut self, n: u64) {
+        self.scanned += n;
     }
     /// Rows offered so far (after rowid filters, before the distance filter).
     pub fn scanned(&self) -> u64 {

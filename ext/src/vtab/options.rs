@@ -19,6 +19,9 @@ pub struct Options {
     pub index: IndexKind,
     /// Keep a per-connection RAM copy of the chunks (validated per query).
     pub cache: bool,
+    /// `cache=full`: an f32 table's copy holds the f32 rows themselves
+    /// rather than their compact form (`cache=on`, see `source/screen.rs`).
+    pub cache_full: bool,
     /// Rows per flat chunk.
     pub chunk_rows: usize,
     /// Threads for the exact scan (1 = the calling thread only).
@@ -182,11 +185,12 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             }
             "cache" => {
                 let on = match value.to_ascii_lowercase().as_str() {
-                    "on" | "1" | "true" | "yes" => true,
-                    "off" | "0" | "false" | "no" => false,
+                    "on" | "1" | "true" | "yes" => (true, false),
+                    "full" => (true, true),
+                    "off" | "0" | "false" | "no" => (false, false),
                     _ => {
                         return Err(format!(
-                            "pocketvec: cache must be on or off, found '{value}'"
+                            "pocketvec: cache must be on, full or off, found '{value}'"
                         ))
                     }
                 };
@@ -283,7 +287,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         metric: metric.unwrap_or(Metric::Cosine),
         elem_type: elem_type.unwrap_or(ElemType::F32),
         index,
-        cache: cache.unwrap_or(true),
+        cache: cache.is_none_or(|c| c.0),
+        cache_full: cache.is_some_and(|c| c.1),
         chunk_rows: chunk_rows.unwrap_or(DEFAULT_CHUNK_ROWS),
         threads: threads.unwrap_or(1),
         ivf,
@@ -346,6 +351,7 @@ mod tests {
                 elem_type: ElemType::F32,
                 index: IndexKind::Flat,
                 cache: true,
+                cache_full: false,
                 chunk_rows: DEFAULT_CHUNK_ROWS,
                 threads: 1,
                 ivf: IvfOptions::default(),
@@ -360,6 +366,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.base_table, "my \"t");
+        let full = p(&["base_table=t", "dim=2", "cache=FULL"]).unwrap();
+        assert!(full.cache && full.cache_full);
+        let off = p(&["base_table=t", "dim=2", "cache=off"]).unwrap();
+        assert!(!off.cache && !off.cache_full);
+        assert!(p(&["base_table=t", "dim=2", "cache=half"])
+            .unwrap_err()
+            .contains("cache must be on, full or off, found 'half'"));
         assert_eq!(o.column, "e mb");
         assert_eq!(o.metric, Metric::L2);
         assert_eq!(o.elem_type, ElemType::Int8);

@@ -243,6 +243,9 @@ pub struct Index {
     /// Whether results need the REPLACE check, as decided at a schema
     /// version (see [`Index::replace_check`]).
     guard: Option<ReplaceGuard>,
+    /// Whether the last apply got past its first write (its failure may
+    /// have left undone changes in the caches).
+    apply_wrote: bool,
 }
 
 /// Re-rank bookkeeping: the candidates the RAM copy lacks (read from the
@@ -314,6 +317,7 @@ impl Index {
             rowstore: None,
             schema_stmt: None,
             guard: None,
+            apply_wrote: false,
             ivf_scratch: None,
             ivf_rerank: RerankScratch::default(),
             ivf_hits: Vec::new(),
@@ -796,6 +800,7 @@ impl Index {
                 Err(e.msg)
             };
         }
+        self.apply_wrote = false;
         let r = self.apply(state);
         let r = match r {
             // SAFETY: as above.
@@ -805,10 +810,13 @@ impl Index {
         match r {
             Ok(()) => Ok(true),
             Err(e) => {
-                // The cache may hold changes that were just undone.
-                self.cache = None;
-                if let Some(ic) = self.ivf.as_mut() {
-                    ic.lists = None;
+                // The caches may hold changes that were just undone (a
+                // connection that cannot write fails before any).
+                if self.apply_wrote {
+                    self.cache = None;
+                    if let Some(ic) = self.ivf.as_mut() {
+                        ic.lists = None;
+                    }
                 }
                 // SAFETY: as above.
                 let undo = unsafe {
@@ -854,6 +862,12 @@ impl Index {
                 return Ok(());
             }
         }
+        // One write before any row is patched into the RAM caches: a
+        // connection that cannot write (`query_only`, a lock held by another
+        // connection) fails here, with its caches untouched and still valid.
+        // SAFETY: db is the connection owning this table.
+        unsafe { shadow::set_info_i64(self.db, &self.names, "token", state.token) }?;
+        self.apply_wrote = true;
         let mut bad = Vec::new();
         let mut chunks = HashMap::new();
         let mut tail = HashMap::new();

@@ -226,13 +226,16 @@ fn random_write(c: &dyn Conn, rng: &mut Rng, model: &mut Model, d: usize, serial
     }
 }
 
-const VTABS: [(&str, Metric); 4] = [
+const VTABS: [(&str, Metric); 5] = [
+    // Compact RAM cache (f16 screening, candidates re-scored from the base).
     ("ann_c", Metric::Cosine),
     ("ann_l", Metric::L2),
     ("ann_d", Metric::Dot),
     // IVF (3 of 4 lists probed: approximate, checked by `check_ann`),
     // re-ranked from the RAM copy of the base vectors or the base table.
     ("ann_i", Metric::Cosine),
+    // The f32 rows themselves in RAM.
+    ("ann_f", Metric::Cosine),
 ];
 
 fn setup_docs(
@@ -277,6 +280,7 @@ pub fn index_random_writes_match_brute_force(d: Driver) {
     a.ok("CREATE VIRTUAL TABLE ann_l USING pocketvec(base_table=docs, dim=8, metric=l2, chunk_rows=16, cache=off)");
     a.ok("CREATE VIRTUAL TABLE ann_d USING pocketvec(base_table=docs, dim=8, metric=dot, chunk_rows=16)");
     a.ok("CREATE VIRTUAL TABLE ann_i USING pocketvec(base_table=docs, dim=8, index=ivf, lists=4, quantizer=int8, train_min=100, nprobe=3)");
+    a.ok("CREATE VIRTUAL TABLE ann_f USING pocketvec(base_table=docs, dim=8, chunk_rows=16, cache=full)");
     let conns: [&dyn Conn; 3] = [&*a, &*b, &*c2];
     let ext: [&dyn Conn; 2] = [&*a, &*c2];
     for step in 0..300 {
@@ -292,7 +296,7 @@ pub fn index_random_writes_match_brute_force(d: Driver) {
             }
             if wi != 1 {
                 let q = rng.vec_f32(dim);
-                let (vt, m) = VTABS[rng.below(4) as usize];
+                let (vt, m) = VTABS[rng.below(VTABS.len() as u64) as usize];
                 check_ann(
                     w,
                     vt,
@@ -314,7 +318,7 @@ pub fn index_random_writes_match_brute_force(d: Driver) {
         }
         for (i, c) in ext.iter().enumerate() {
             let q = rng.vec_f32(dim);
-            let (vt, m) = VTABS[(step + i) % 4];
+            let (vt, m) = VTABS[(step + i) % VTABS.len()];
             check_ann(
                 *c,
                 vt,
@@ -1273,4 +1277,178 @@ pub fn index_replace_check_follows_schema(d: Driver) {
         .one("SELECT count(*) FROM pf_map WHERE id IN (8, 9)", &[])
         .int();
     assert_eq!(cnt, 0);
+}
+
+/// The compact cache of f32 tables (unit vectors in f16 + error bounds,
+/// candidates re-scored from the base rows) answers exactly like brute
+/// force on hard data: clusters, 600 exact duplicates (queries next to
+/// them have more candidates than a screen may re-score, and fall back to
+/// the stored f32 rows), zero rows, rows scaled by 0.01 and 4, every
+/// metric, k from 1 to 300, rowid and distance filters, batches, threads,
+/// and a REPLACE through a UNIQUE conflict behind the triggers' back.
+pub fn index_compact_cache_is_exact(d: Driver) {
+    let path = tmp_db("compact");
+    let c = (d.open)(&path);
+    let dim = 48;
+    let mut rng = Rng::new(77);
+    let mut model = Model::new();
+    c.ok("CREATE TABLE docs(id INTEGER PRIMARY KEY, name TEXT UNIQUE, vec BLOB)");
+    let mut vecs = clustered(&mut rng, 1500, dim, 12);
+    let dup = vecs[0].clone();
+    vecs.extend(std::iter::repeat_n(dup.clone(), 600));
+    vecs.extend(std::iter::repeat_n(vec![0f32; dim], 5));
+    for (i, v) in vecs.iter_mut().enumerate().take(1500) {
+        let s = [1.0f32, 0.01, 4.0][i % 3];
+        v.iter_mut().for_each(|x| *x *= s);
+    }
+    insert_named(&*c, "docs", &vecs, 1, "r", &mut model);
+    let tables = [
+        ("cc", Metric::Cosine, ""),
+        ("cl", Metric::L2, ", metric=l2"),
+        ("cd", Metric::Dot, ", metric=dot"),
+        ("cf", Metric::Cosine, ", cache=full"),
+    ];
+    for (vt, _, opt) in tables {
+        c.ok(&format!(
+            "CREATE VIRTUAL TABLE {vt} USING pocketvec(base_table=docs, dim={dim}, chunk_rows=256{opt})"
+        ));
+    }
+    let q_near_dup: Vec<f32> = dup.iter().map(|x| x + 1e-4).collect();
+    let mut queries: Vec<Vec<f32>> = (0..6)
+        .map(|_| {
+            let i = rng.below(1500) as usize;
+            vecs[i].iter().map(|x| x + 0.05 * rng.f32()).collect()
+        })
+        .collect();
+    queries.push(q_near_dup);
+    let check = |ctx: &str, model: &Model| {
+        for (vt, m, _) in tables {
+            for (qi, q) in queries.iter().enumerate() {
+                let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+                let all = brute(m, &q64, &reference(model));
+                for k in [1usize, 10, 300] {
+                    // Twice: the first query of a table streams, the
+                    // second fills the cache, the third uses it.
+                    for _ in 0..if qi == 0 && k == 1 { 3 } else { 1 } {
+                        check_knn(&*c, vt, m, q, k, model, &format!("{ctx} q{qi} k={k}"));
+                    }
+                }
+                let got = pairs(&c.rows(
+                    &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 10 AND rowid BETWEEN 200 AND 1700"),
+                    &[Val::Blob(f32_blob(q))],
+                ));
+                let sub: Vec<(i64, f64)> = all
+                    .iter()
+                    .filter(|x| (200..=1700).contains(&x.0))
+                    .cloned()
+                    .collect();
+                assert_topk(&got, &sub, 10, TOL, &format!("{ctx} {vt} q{qi} range"));
+                // A cut between two distances (away from rounding).
+                let j = (0..all.len() - 1)
+                    .skip(20)
+                    .find(|&j| all[j + 1].1 - all[j].1 > 1e-4 * (1.0 + all[j].1.abs()))
+                    .unwrap();
+                let cut = (all[j].1 + all[j + 1].1) / 2.0;
+                let got = pairs(&c.rows(
+                    &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND k = 50 AND distance > ?"),
+                    &[Val::Blob(f32_blob(q)), Val::Real(cut)],
+                ));
+                let above: Vec<(i64, f64)> = all.iter().filter(|x| x.1 > cut).cloned().collect();
+                assert_topk(
+                    &got,
+                    &above,
+                    50,
+                    TOL,
+                    &format!("{ctx} {vt} q{qi} distance >"),
+                );
+            }
+            // A batch and two threads answer like single queries.
+            let blob: Vec<u8> = queries.iter().flat_map(|q| f32_blob(q)).collect();
+            let rows = c.rows(
+                &format!("SELECT query_index, rowid, distance FROM {vt} WHERE queries = ? AND k = 12 AND threads = 2"),
+                &[Val::Blob(blob)],
+            );
+            for (i, q) in queries.iter().enumerate() {
+                let got: Vec<(i64, f64)> = rows
+                    .iter()
+                    .filter(|r| r[0].int() == i as i64)
+                    .map(|r| (r[1].int(), r[2].real()))
+                    .collect();
+                let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+                assert_topk(
+                    &got,
+                    &brute(m, &q64, &reference(model)),
+                    12,
+                    TOL,
+                    &format!("{ctx} {vt} batch {i}"),
+                );
+            }
+        }
+    };
+    check("initial", &model);
+    let info = |vt: &str| -> (String, f64, f64) {
+        let j = c.rows(&format!("SELECT pocketvec_info('{vt}')"), &[])[0][0]
+            .text()
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        (
+            v["cache_form"].as_str().unwrap().to_string(),
+            v["cache_bytes"].as_f64().unwrap(),
+            v["vector_bytes"].as_f64().unwrap(),
+        )
+    };
+    let (form, bytes, vb) = info("cc");
+    assert_eq!(form, "compact");
+    assert!(
+        bytes > 0.5 * vb && bytes < 0.62 * vb,
+        "compact cache {bytes} for {vb} vector bytes"
+    );
+    let (form, bytes, vb) = info("cf");
+    assert_eq!(form, "full");
+    // Rowids and norms beside the vectors: 12 bytes a row on 192 here.
+    assert!(
+        bytes >= vb && bytes < 1.1 * vb,
+        "full cache {bytes} for {vb} vector bytes"
+    );
+    // Writes through this connection patch the compact cache in place.
+    c.ok("BEGIN");
+    for id in [3i64, 700, 1501, 1805] {
+        let v = rng.vec_f32(dim);
+        c.rows(
+            "UPDATE docs SET vec = ? WHERE id = ?",
+            &[Val::Blob(f32_blob(&v)), Val::Int(id)],
+        );
+        model.get_mut(&id).unwrap().1 = Some(v);
+    }
+    c.ok("DELETE FROM docs WHERE id IN (10, 11, 1600)");
+    for id in [10, 11, 1600] {
+        model.remove(&id);
+    }
+    c.ok("COMMIT");
+    check("after writes", &model);
+    // REPLACE through the UNIQUE name deletes row 5 without a trigger: the
+    // compact screen meets row 5 (the nearest to its old vector, which the
+    // queries below look for) and must not let its bound prune the rows
+    // that take its place: it finds row 5 gone when it re-scores it, and
+    // searches again without it.
+    let old5 = model[&5].1.clone().unwrap();
+    let far = rng.vec_f32(dim);
+    let plain = (d.plain)(&path);
+    plain.rows(
+        "REPLACE INTO docs(id, name, vec) VALUES (5000, 'r5', ?)",
+        &[Val::Blob(f32_blob(&far))],
+    );
+    model.remove(&5);
+    set_model_row(&mut model, 5000, "r5", Some(far));
+    // Read-only first: the log cannot be applied, the cache stays valid and
+    // the screen meets row 5; then writable (the log is applied).
+    c.ok("PRAGMA query_only = 1");
+    for k in [1, 3, 10] {
+        for (vt, m, _) in tables {
+            check_knn(&*c, vt, m, &old5, k, &model, "after REPLACE, read-only");
+        }
+    }
+    check("after REPLACE, read-only", &model);
+    c.ok("PRAGMA query_only = 0");
+    check("after REPLACE", &model);
 }

@@ -312,6 +312,7 @@ macro_rules! pocketvec_index_cases {
             index_filters_return_k_rows,
             index_ivf_search_and_maintenance,
             index_replace_check_follows_schema,
+            index_compact_cache_is_exact,
         );
     };
 }

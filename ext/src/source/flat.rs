@@ -133,7 +133,7 @@ pub struct Cache {
     chunks: Vec<CChunk>,
     /// Set for a compact cache: the kernels that encode rows.
     compact: Option<Kernels>,
-    tmp: Vec<f32>,
+    tmp: screen::Scratch,
 }
 
 impl Cache {
@@ -144,7 +144,7 @@ impl Cache {
             layout,
             chunks: Vec::new(),
             compact: None,
-            tmp: Vec::new(),
+            tmp: screen::Scratch::default(),
         }
     }
     /// A compact cache (f32 layouts only).

@@ -43,16 +43,25 @@ pub struct Encoded {
     pub rho: f32,
 }
 
+/// Reused buffers of [`encode_row`].
+#[derive(Default)]
+pub struct Scratch {
+    row: Vec<f32>,
+    unit: Vec<f32>,
+    back: Vec<f32>,
+}
+
 /// Encodes the f32 row `row` (little-endian bytes, any alignment) into
-/// `out` (its unit vector in f16). `tmp` is scratch.
-pub fn encode_row(k: &Kernels, row: &[u8], tmp: &mut Vec<f32>, out: &mut [f16]) -> Encoded {
+/// `out` (its unit vector in f16).
+pub fn encode_row(k: &Kernels, row: &[u8], tmp: &mut Scratch, out: &mut [f16]) -> Encoded {
     debug_assert_eq!(row.len(), out.len() * 4);
-    tmp.clear();
-    tmp.extend(
+    let Scratch { row: x, unit, back } = tmp;
+    x.clear();
+    x.extend(
         row.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
     );
-    let norm = sumsq(tmp).sqrt();
+    let norm = sumsq(x).sqrt();
     if norm == 0.0 {
         out.fill(f16::ZERO);
         return Encoded { norm, rho: 0.0 };
@@ -65,20 +74,26 @@ pub fn encode_row(k: &Kernels, row: &[u8], tmp: &mut Vec<f32>, out: &mut [f16]) 
             rho: f32::INFINITY,
         };
     }
+    // The f16 values may come from any rounding of x/‖x‖: `rho` measures
+    // their distance from the exact unit vector (in f64) afterwards.
     let inv = 1.0 / norm;
-    let unit: Vec<f32> = tmp.iter().map(|&x| (f64::from(x) * inv) as f32).collect();
-    k.f32_to_f16(&unit, out).expect("same length");
+    let inv32 = inv as f32;
+    unit.clear();
+    unit.extend(x.iter().map(|&v| v * inv32));
+    k.f32_to_f16(unit, out).expect("same length");
+    back.resize(out.len(), 0.0);
+    k.f16_to_f32(out, back).expect("same length");
     let mut acc = [0f64; 4];
-    let mut it = tmp.chunks_exact(4).zip(out.chunks_exact(4));
-    for (x, h) in &mut it {
+    let mut it = x.chunks_exact(4).zip(back.chunks_exact(4));
+    for (xv, hv) in &mut it {
         for j in 0..4 {
-            let e = f64::from(x[j]) * inv - h[j].to_f64();
+            let e = f64::from(xv[j]) * inv - f64::from(hv[j]);
             acc[j] += e * e;
         }
     }
-    let n4 = tmp.len() / 4 * 4;
-    for (x, h) in tmp[n4..].iter().zip(&out[n4..]) {
-        let e = f64::from(*x) * inv - h.to_f64();
+    let n4 = x.len() / 4 * 4;
+    for (xv, hv) in x[n4..].iter().zip(&back[n4..]) {
+        let e = f64::from(*xv) * inv - f64::from(*hv);
         acc[0] += e * e;
     }
     let rho = (acc.iter().sum::<f64>().sqrt() * (1.0 + 1e-9)) as f32;
@@ -141,9 +156,11 @@ impl Query {
         let unit32: Vec<f32> = unit.iter().map(|&x| x as f32).collect();
         let mut q16 = vec![f16::ZERO; d];
         k.f32_to_f16(&unit32, &mut q16).ok()?;
+        let mut back = vec![0f32; d];
+        k.f16_to_f32(&q16, &mut back).ok()?;
         let (mut a2, mut s2) = (0f64, 0f64);
-        for (&u, h) in unit.iter().zip(&q16) {
-            let h = h.to_f64();
+        for (&u, &h) in unit.iter().zip(&back) {
+            let h = f64::from(h);
             a2 += h * h;
             s2 += (u - h) * (u - h);
         }
@@ -475,7 +492,7 @@ mod tests {
             let Ok(k) = Kernels::new(isa) else { continue };
             for d in [1, 7, 64, 384] {
                 let rows = data(600, d, 11 + d as u64);
-                let mut tmp = Vec::new();
+                let mut tmp = Scratch::default();
                 let mut s16 = vec![f16::ZERO; rows.len() * d];
                 let mut norms = Vec::new();
                 let mut rho = Vec::new();

@@ -448,7 +448,8 @@ impl Token for V4Plus {
         let n = a.len().min(b.len());
         // SAFETY: `cos_sums` reads `n` bytes of each slice; this token
         // proves AVX-512 F/BW and VNNI.
-        unsafe { lanes3(cos_sums(a.as_ptr(), b.as_ptr(), n)) }
+        let (aa, ab, bb) = unsafe { lanes3(cos_sums(a.as_ptr(), b.as_ptr(), n)) };
+        (ab, aa, bb)
     }
 
     /// Up to `I8_CHUNK` elements: the three sums are reduced together and
@@ -476,16 +477,25 @@ fn cos_sim_i8_long(t: V4Plus, a: &[i8], b: &[i8]) -> f32 {
     })
 }
 
-/// `[Σab, Σa², Σb², _]` of `n <= I8_CHUNK` int8 pairs, exact in wrapping i32
+/// `[Σa², Σab, Σb², Σb²]` of `n <= I8_CHUNK` int8 pairs, exact in wrapping i32
 /// lanes.
 ///
 /// `vpdpbusd` multiplies unsigned by signed bytes. With `ua = a ^ 0x80 = a + 128`
 /// (unsigned) it gives Σ ua·b = Σab + 128·Σb, Σ ua·a = Σa² + 128·Σa and
 /// Σ ub·b = Σb² + 128·Σb, exact for every input including −128; two more
 /// `vpdpbusd` of the constant 128 with `a` and `b` give the bias terms. Five
-/// per 64 elements, at one per cycle on Zen 4, is the fastest exact form we
-/// measured: `vpsadbw` for the bias sums, or `vpabsb` operands (exact only
-/// without −128), compete for the same pipes and ran 3–20% slower per element.
+/// per 64 elements is the fastest exact form we measured on Zen 4, where
+/// `vpdpbusd`, `vpabsb`, `vpmovb2m`, the byte compares into a mask and
+/// `vpsadbw` all issue to the same two pipes (one 512-bit op per cycle
+/// together): `vpabsb` operands with a −128 fallback need as many of those
+/// pipe slots, and a `vpminub`-based |a| on the other pipes ran 3–5% slower.
+///
+/// One accumulator per sum: five independent chains of 4-cycle `vpdpbusd`
+/// already cover the pipe's one-per-cycle rate, and fewer accumulators make
+/// a shorter reduction. The tail after the loop is on the critical path of a
+/// short call, so the reduction folds 512 → 256 bits first (cheaper and
+/// shorter-latency than transposing at 512 bits) and leaves Σa² in lane 0,
+/// where the finish needs it without another shuffle.
 /// Masked-out tail bytes are zero, which adds nothing to any sum.
 ///
 /// # Safety
@@ -500,56 +510,60 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
     unsafe {
         let bias = _mm512_set1_epi8(-128);
         let z = _mm512_setzero_si512();
-        let (mut ab, mut aa, mut bb, mut ca, mut cb) = ([z; 2], [z; 2], [z; 2], [z; 2], [z; 2]);
+        let (mut ab, mut aa, mut bb, mut ca, mut cb) = (z, z, z, z, z);
         macro_rules! step {
-            ($k:expr, $x:expr, $y:expr) => {{
+            ($x:expr, $y:expr) => {{
                 let (x, y) = ($x, $y);
                 let ux = _mm512_xor_si512(x, bias);
                 let uy = _mm512_xor_si512(y, bias);
-                ab[$k] = _mm512_dpbusd_epi32(ab[$k], ux, y);
-                aa[$k] = _mm512_dpbusd_epi32(aa[$k], ux, x);
-                bb[$k] = _mm512_dpbusd_epi32(bb[$k], uy, y);
-                ca[$k] = _mm512_dpbusd_epi32(ca[$k], bias, x);
-                cb[$k] = _mm512_dpbusd_epi32(cb[$k], bias, y);
+                ab = _mm512_dpbusd_epi32(ab, ux, y);
+                aa = _mm512_dpbusd_epi32(aa, ux, x);
+                bb = _mm512_dpbusd_epi32(bb, uy, y);
+                ca = _mm512_dpbusd_epi32(ca, bias, x);
+                cb = _mm512_dpbusd_epi32(cb, bias, y);
             }};
         }
-        let ld = |p: *const i8| _mm512_loadu_si512(p.cast());
         let mut i = 0;
-        while i + 128 <= n {
-            step!(0, ld(pa.add(i)), ld(pb.add(i)));
-            step!(1, ld(pa.add(i + 64)), ld(pb.add(i + 64)));
-            i += 128;
-        }
-        if i + 64 <= n {
-            step!(0, ld(pa.add(i)), ld(pb.add(i)));
+        while i + 64 <= n {
+            step!(
+                _mm512_loadu_si512(pa.add(i).cast()),
+                _mm512_loadu_si512(pb.add(i).cast())
+            );
             i += 64;
         }
         if i < n {
             let m = mask64(n - i);
             step!(
-                1,
                 _mm512_maskz_loadu_epi8(m, pa.add(i)),
                 _mm512_maskz_loadu_epi8(m, pb.add(i))
             );
         }
-        let ca = _mm512_add_epi32(ca[0], ca[1]);
-        let cb = _mm512_add_epi32(cb[0], cb[1]);
-        let ab = _mm512_sub_epi32(_mm512_add_epi32(ab[0], ab[1]), cb);
-        let aa = _mm512_sub_epi32(_mm512_add_epi32(aa[0], aa[1]), ca);
-        let bb = _mm512_sub_epi32(_mm512_add_epi32(bb[0], bb[1]), cb);
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+        };
+        let aa = fold(_mm512_sub_epi32(aa, ca));
+        let ab = fold(_mm512_sub_epi32(ab, cb));
+        let bb = fold(_mm512_sub_epi32(bb, cb));
         // Transpose-and-add within each 128-bit lane: lane L becomes
-        // [Σab, Σa², Σb², Σb²] of its elements; then the four lanes are added.
-        let s = _mm512_add_epi32(_mm512_unpacklo_epi32(ab, aa), _mm512_unpackhi_epi32(ab, aa));
-        let u = _mm512_add_epi32(_mm512_unpacklo_epi32(bb, bb), _mm512_unpackhi_epi32(bb, bb));
-        let r = _mm512_add_epi32(_mm512_unpacklo_epi64(s, u), _mm512_unpackhi_epi64(s, u));
-        let r = _mm256_add_epi32(_mm512_castsi512_si256(r), _mm512_extracti64x4_epi64::<1>(r));
+        // [Σa², Σab, Σb², Σb²] of its elements; then the two lanes are added.
+        let s = _mm256_add_epi32(_mm256_unpacklo_epi32(aa, ab), _mm256_unpackhi_epi32(aa, ab));
+        let u = _mm256_add_epi32(bb, _mm256_shuffle_epi32::<0b10_11_00_01>(bb));
+        let r = _mm256_add_epi32(_mm256_unpacklo_epi64(s, u), _mm256_unpackhi_epi64(s, u));
         _mm_add_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
     }
 }
 
-/// [`crate::finish::cos_sim`] of exact sums `[Σab, Σa², Σb², _]` (Σa², Σb²
+/// [`crate::finish::cos_sim`] of exact sums `[Σa², Σab, Σb², _]` (Σa², Σb²
 /// non-negative, so no NaN can arise): 0 if either norm is zero, else
-/// Σab / √(Σa²·Σb²) in f64 to within 2⁻²⁷ relative, clamped to [-1, 1].
+/// Σab / √(Σa²·Σb²) in f64 to within 2⁻²⁷ relative.
+///
+/// No clamp to [-1, 1] is needed: by Cauchy–Schwarz |Σab| ≤ √(Σa²·Σb²) for
+/// the exact integers, the Newton step below never overestimates 1/√p (its
+/// factor 1 − 1.5ε² − 0.5ε³ is at most 1 for any estimate error ε > −1),
+/// and the handful of f64 roundings add under 2⁻⁵⁰, so the f64 quotient is
+/// within 1 + 2⁻⁵⁰ of ±1 at worst and rounds to at most 1.0 in f32 (values
+/// below 1 + 2⁻²⁴ round to 1). Dropping `vmaxsd`/`vminsd` shortens the chain
+/// a d=128 call waits on.
 ///
 /// # Safety
 /// AVX-512 F and FMA must be enabled.
@@ -557,9 +571,9 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
 unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
     // SAFETY: SSE2, FMA and AVX-512 F.
     unsafe {
-        let lo = _mm_cvtepi32_pd(r); // [Σab, Σa²]
-        let hi = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², _]
-        let p = _mm_mul_sd(_mm_unpackhi_pd(lo, lo), hi);
+        let a = _mm_cvtepi32_pd(r); // [Σa², Σab]
+        let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
+        let p = _mm_mul_sd(a, b);
         if _mm_cvtsd_f64(p) == 0.0 {
             return 0.0;
         }
@@ -571,8 +585,7 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
         // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
         let hp = _mm_mul_sd(p, _mm_set_sd(0.5));
         let h = _mm_fnmadd_sd(_mm_mul_sd(hp, y), y, _mm_set_sd(1.5));
-        let q = _mm_mul_sd(_mm_mul_sd(lo, y), h);
-        let q = _mm_min_sd(_mm_max_sd(q, _mm_set_sd(-1.0)), _mm_set_sd(1.0));
+        let q = _mm_mul_sd(_mm_mul_sd(_mm_unpackhi_pd(a, a), y), h);
         _mm_cvtss_f32(_mm_cvtsd_ss(_mm_setzero_ps(), q))
     }
 }

@@ -37,6 +37,23 @@ fn hsum256(v: __m256i) -> i32 {
 unsafe fn reduce3_256(x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
     // SAFETY: AVX only.
     unsafe {
+        let r = reduce3_256_vec(x, y, z);
+        (
+            _mm_cvtss_f32(r),
+            _mm_cvtss_f32(_mm_movehdup_ps(r)),
+            _mm_cvtss_f32(_mm_movehl_ps(r, r)),
+        )
+    }
+}
+
+/// [`reduce3_256`] left in a register: `[Σx, Σy, Σz, Σz]`.
+///
+/// # Safety
+/// AVX must be enabled.
+#[inline(always)]
+unsafe fn reduce3_256_vec(x: f32x8, y: f32x8, z: f32x8) -> __m128 {
+    // SAFETY: AVX only.
+    unsafe {
         let (x, y, z): (__m256, __m256, __m256) = (pulp::cast(x), pulp::cast(y), pulp::cast(z));
         let s = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));
         let u = _mm256_add_ps(_mm256_unpacklo_ps(z, z), _mm256_unpackhi_ps(z, z));
@@ -44,12 +61,7 @@ unsafe fn reduce3_256(x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
             _mm256_shuffle_ps::<0b01_00_01_00>(s, u),
             _mm256_shuffle_ps::<0b11_10_11_10>(s, u),
         );
-        let r = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r));
-        (
-            _mm_cvtss_f32(r),
-            _mm_cvtss_f32(_mm_movehdup_ps(r)),
-            _mm_cvtss_f32(_mm_movehl_ps(r, r)),
-        )
+        _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r))
     }
 }
 
@@ -305,25 +317,34 @@ impl Token for V4Plus {
         unsafe { reduce3_256(x, y, z) }
     }
 
-    /// Σab / √(Σa²·Σb²) as Σab·y with y from `vrsqrt14ss` (relative error
+    /// Σab / √(Σa²·Σb²) as Σab·y with y from `vrsqrt14ps` (relative error
     /// below 2⁻¹⁴) and one Newton step (below 1.5·2⁻²⁸, plus a few f32
     /// roundings): shorter latency than `vsqrtss` + `vdivss`, which matters
     /// at d = 128. Outside the normal range the f64 path decides.
+    ///
+    /// The product and the estimate are taken on the whole register
+    /// (`vmulps`, `vrsqrt14ps`; the other lanes are ignored) and the range is
+    /// tested with one `vfpclassss`: the scalar forms merge lanes, for which
+    /// the compiler puts blends on the chain, and a scalar range test took
+    /// eight integer instructions.
     #[inline(always)]
-    fn cos_finish_f32(self, ab: f32, aa: f32, bb: f32) -> f32 {
-        let p = aa * bb;
-        if !(f32::MIN_POSITIVE..f32::INFINITY).contains(&p) {
-            return crate::finish::cos_sim_f32(ab, aa, bb);
-        }
-        // SAFETY: this token proves AVX-512 F and FMA.
+    fn reduce3_cos(self, x: f32x8, y: f32x8, z: f32x8) -> f32 {
+        // SAFETY: this token proves AVX-512 F/DQ and FMA.
         unsafe {
-            let p = _mm_set_ss(p);
-            let y = _mm_rsqrt14_ss(p, p);
+            let r = reduce3_256_vec(x, y, z); // [Σab, Σa², Σb², Σb²]
+            let pv = _mm_mul_ps(_mm_movehdup_ps(r), _mm_movehl_ps(r, r)); // [Σa²·Σb², ...]
+                                                                          // Any of: NaN, ±0, ±∞, subnormal, negative.
+            if _mm_fpclass_ss_mask::<0xFF>(pv) != 0 {
+                let aa = _mm_cvtss_f32(_mm_movehdup_ps(r));
+                let bb = _mm_cvtss_f32(_mm_movehl_ps(r, r));
+                return crate::finish::cos_sim_f32(_mm_cvtss_f32(r), aa, bb);
+            }
+            let p = _mm_cvtss_f32(pv);
+            let y = _mm_cvtss_f32(_mm_rsqrt14_ps(pv));
             // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-            let hp = _mm_mul_ss(p, _mm_set_ss(0.5));
-            let h = _mm_fnmadd_ss(_mm_mul_ss(hp, y), y, _mm_set_ss(1.5));
+            let h = (-(0.5 * p) * y).mul_add(y, 1.5);
             // `clamp` keeps a NaN quotient NaN.
-            _mm_cvtss_f32(_mm_mul_ss(_mm_mul_ss(_mm_set_ss(ab), y), h)).clamp(-1.0, 1.0)
+            ((_mm_cvtss_f32(r) * y) * h).clamp(-1.0, 1.0)
         }
     }
 
@@ -573,19 +594,22 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
     unsafe {
         let a = _mm_cvtepi32_pd(r); // [Σa², Σab]
         let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
-        let p = _mm_mul_sd(a, b);
-        if _mm_cvtsd_f64(p) == 0.0 {
+        let pv = _mm_mul_pd(a, b); // [Σa²·Σb², _]
+        let p = _mm_cvtsd_f64(pv);
+        if p == 0.0 {
             return 0.0;
         }
         // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14sd` (relative error
         // below 2⁻¹⁴) and one Newton step y·(1.5 − 0.5·p·y²), which leaves a
         // relative error below 1.5·2⁻²⁸ (plus f64 rounding), far under the
         // final f32 rounding. Shorter latency than `vsqrtsd` + `vdivsd`.
-        let y = _mm_rsqrt14_sd(p, p);
+        // Scalar f64 arithmetic around one packed `vrsqrt14pd` (its upper
+        // lane is ignored): the scalar form merges lanes, for which the
+        // compiler puts a blend on the chain.
+        let y = _mm_cvtsd_f64(_mm_rsqrt14_pd(pv));
         // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-        let hp = _mm_mul_sd(p, _mm_set_sd(0.5));
-        let h = _mm_fnmadd_sd(_mm_mul_sd(hp, y), y, _mm_set_sd(1.5));
-        let q = _mm_mul_sd(_mm_mul_sd(_mm_unpackhi_pd(a, a), y), h);
-        _mm_cvtss_f32(_mm_cvtsd_ss(_mm_setzero_ps(), q))
+        let h = (-(0.5 * p) * y).mul_add(y, 1.5);
+        let ab = _mm_cvtsd_f64(_mm_unpackhi_pd(a, a));
+        ((ab * y) * h) as f32
     }
 }

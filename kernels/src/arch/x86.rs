@@ -322,8 +322,8 @@ impl Token for V4Plus {
     /// roundings): shorter latency than `vsqrtss` + `vdivss`, which matters
     /// at d = 128. Outside the normal range the f64 path decides.
     ///
-    /// The product and the estimate are taken on the whole register
-    /// (`vmulps`, `vrsqrt14ps`; the other lanes are ignored) and the range is
+    /// The arithmetic runs on the whole register (`vmulps`, `vrsqrt14ps`,
+    /// ...; the other lanes are ignored) and the range is
     /// tested with one `vfpclassss`: the scalar forms merge lanes, for which
     /// the compiler puts blends on the chain, and a scalar range test took
     /// eight integer instructions.
@@ -339,12 +339,15 @@ impl Token for V4Plus {
                 let bb = _mm_cvtss_f32(_mm_movehl_ps(r, r));
                 return crate::finish::cos_sim_f32(_mm_cvtss_f32(r), aa, bb);
             }
-            let p = _mm_cvtss_f32(pv);
-            let y = _mm_cvtss_f32(_mm_rsqrt14_ps(pv));
+            let y = _mm_rsqrt14_ps(pv);
             // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-            let h = (-(0.5 * p) * y).mul_add(y, 1.5);
-            // `clamp` keeps a NaN quotient NaN.
-            ((_mm_cvtss_f32(r) * y) * h).clamp(-1.0, 1.0)
+            let hp = _mm_mul_ps(pv, _mm_set1_ps(0.5));
+            let h = _mm_fnmadd_ps(_mm_mul_ps(hp, y), y, _mm_set1_ps(1.5));
+            let q = _mm_mul_ps(_mm_mul_ps(r, y), h);
+            // Clamp to [-1, 1] in one `vrangeps` (sign of q, min(|q|, 1));
+            // q is finite here: p is a normal positive number, so no term of
+            // Σab is infinite or NaN.
+            _mm_cvtss_f32(_mm_range_ps::<0b0010>(q, _mm_set1_ps(1.0)))
         }
     }
 

@@ -599,7 +599,8 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
         let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
         let pv = _mm_mul_pd(a, b); // [Σa²·Σb², _]
         let p = _mm_cvtsd_f64(pv);
-        if p == 0.0 {
+        // p == +0 (p is never negative or NaN): one `vfpclasssd`.
+        if _mm_fpclass_sd_mask::<0x02>(pv) != 0 {
             return 0.0;
         }
         // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14sd` (relative error

@@ -511,8 +511,9 @@ fn cos_sim_i8_long(t: V4Plus, a: &[i8], b: &[i8]) -> f32 {
 /// per 64 elements is the fastest exact form we measured on Zen 4, where
 /// `vpdpbusd`, `vpabsb`, `vpmovb2m`, the byte compares into a mask and
 /// `vpsadbw` all issue to the same two pipes (one 512-bit op per cycle
-/// together): `vpabsb` operands with a −128 fallback need as many of those
-/// pipe slots, and a `vpminub`-based |a| on the other pipes ran 3–5% slower.
+/// together): `vpabsb` operands with a −128 fallback need more of those slots
+/// (two `vpabsb` and a `vpmovb2m` for the sign beside three `vpdpbusd`), and
+/// a `vpminub`-based |a| on the other pipes ran 5–10% slower at d ≥ 768.
 ///
 /// One accumulator per sum: five independent chains of 4-cycle `vpdpbusd`
 /// already cover the pipe's one-per-cycle rate, and fewer accumulators make

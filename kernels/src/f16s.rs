@@ -79,6 +79,13 @@ pub(crate) fn l2sq<T: Token>(t: T, a: &[f16], b: &[f16]) -> f32 {
 
 #[inline(always)]
 pub(crate) fn cos_parts<T: Token>(t: T, a: &[f16], b: &[f16]) -> (f32, f32, f32) {
+    let (ab, aa, bb) = cos_regs(t, a, b);
+    t.reduce3(ab, aa, bb)
+}
+
+/// The registers whose lane sums are (Σab, Σa², Σb²).
+#[inline(always)]
+fn cos_regs<T: Token>(t: T, a: &[f16], b: &[f16]) -> F32s3<T> {
     let s = t.simd();
     let z = s.splat_f32s(0.0);
     // Four accumulators per sum: twelve chains cover the FMA latency at two
@@ -91,8 +98,14 @@ pub(crate) fn cos_parts<T: Token>(t: T, a: &[f16], b: &[f16]) -> (f32, f32, f32)
     });
     let add4 =
         |v: [<T::S as Simd>::f32s; 4]| s.add_f32s(s.add_f32s(v[0], v[1]), s.add_f32s(v[2], v[3]));
-    t.reduce3(add4(ab), add4(aa), add4(bb))
+    (add4(ab), add4(aa), add4(bb))
 }
+
+type F32s3<T> = (
+    <<T as Token>::S as Simd>::f32s,
+    <<T as Token>::S as Simd>::f32s,
+    <<T as Token>::S as Simd>::f32s,
+);
 
 #[inline(always)]
 pub(crate) fn sumsq<T: Token>(t: T, a: &[f16]) -> f32 {
@@ -199,8 +212,8 @@ impl WithToken for Cosine<'_> {
     type Output = f32;
     #[inline(always)]
     fn with_token<T: Token>(self, t: T) -> f32 {
-        let (ab, aa, bb) = cos_parts(t, self.0, self.1);
-        t.cos_finish_f32(ab, aa, bb)
+        let (ab, aa, bb) = cos_regs(t, self.0, self.1);
+        t.reduce3_cos(ab, aa, bb)
     }
 }
 

@@ -56,6 +56,19 @@ pub(crate) trait Token: Copy {
     fn cos_finish_f32(self, ab: f32, aa: f32, bb: f32) -> f32 {
         crate::finish::cos_sim_f32(ab, aa, bb)
     }
+    /// [`Token::cos_finish_f32`] of the lane sums of three registers (Σab,
+    /// Σa², Σb²). A level may finish without taking the sums out of their
+    /// vector register.
+    #[inline(always)]
+    fn reduce3_cos(
+        self,
+        x: <Self::S as Simd>::f32s,
+        y: <Self::S as Simd>::f32s,
+        z: <Self::S as Simd>::f32s,
+    ) -> f32 {
+        let (ab, aa, bb) = self.reduce3(x, y, z);
+        self.cos_finish_f32(ab, aa, bb)
+    }
     /// Converts a register to halves (round to nearest, ties to even) into
     /// the first `S::F32_LANES` elements of `dst`.
     fn narrow(self, v: <Self::S as Simd>::f32s, dst: &mut [f16]);

@@ -37,6 +37,23 @@ fn hsum256(v: __m256i) -> i32 {
 unsafe fn reduce3_256(x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
     // SAFETY: AVX only.
     unsafe {
+        let r = reduce3_256_vec(x, y, z);
+        (
+            _mm_cvtss_f32(r),
+            _mm_cvtss_f32(_mm_movehdup_ps(r)),
+            _mm_cvtss_f32(_mm_movehl_ps(r, r)),
+        )
+    }
+}
+
+/// [`reduce3_256`] left in a register: `[Σx, Σy, Σz, Σz]`.
+///
+/// # Safety
+/// AVX must be enabled.
+#[inline(always)]
+unsafe fn reduce3_256_vec(x: f32x8, y: f32x8, z: f32x8) -> __m128 {
+    // SAFETY: AVX only.
+    unsafe {
         let (x, y, z): (__m256, __m256, __m256) = (pulp::cast(x), pulp::cast(y), pulp::cast(z));
         let s = _mm256_add_ps(_mm256_unpacklo_ps(x, y), _mm256_unpackhi_ps(x, y));
         let u = _mm256_add_ps(_mm256_unpacklo_ps(z, z), _mm256_unpackhi_ps(z, z));
@@ -44,12 +61,7 @@ unsafe fn reduce3_256(x: f32x8, y: f32x8, z: f32x8) -> (f32, f32, f32) {
             _mm256_shuffle_ps::<0b01_00_01_00>(s, u),
             _mm256_shuffle_ps::<0b11_10_11_10>(s, u),
         );
-        let r = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r));
-        (
-            _mm_cvtss_f32(r),
-            _mm_cvtss_f32(_mm_movehdup_ps(r)),
-            _mm_cvtss_f32(_mm_movehl_ps(r, r)),
-        )
+        _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps::<1>(r))
     }
 }
 
@@ -305,25 +317,37 @@ impl Token for V4Plus {
         unsafe { reduce3_256(x, y, z) }
     }
 
-    /// Σab / √(Σa²·Σb²) as Σab·y with y from `vrsqrt14ss` (relative error
+    /// Σab / √(Σa²·Σb²) as Σab·y with y from `vrsqrt14ps` (relative error
     /// below 2⁻¹⁴) and one Newton step (below 1.5·2⁻²⁸, plus a few f32
     /// roundings): shorter latency than `vsqrtss` + `vdivss`, which matters
     /// at d = 128. Outside the normal range the f64 path decides.
+    ///
+    /// The arithmetic runs on the whole register (`vmulps`, `vrsqrt14ps`,
+    /// ...; the other lanes are ignored) and the range is
+    /// tested with one `vfpclassss`: the scalar forms merge lanes, for which
+    /// the compiler puts blends on the chain, and a scalar range test took
+    /// eight integer instructions.
     #[inline(always)]
-    fn cos_finish_f32(self, ab: f32, aa: f32, bb: f32) -> f32 {
-        let p = aa * bb;
-        if !(f32::MIN_POSITIVE..f32::INFINITY).contains(&p) {
-            return crate::finish::cos_sim_f32(ab, aa, bb);
-        }
-        // SAFETY: this token proves AVX-512 F and FMA.
+    fn reduce3_cos(self, x: f32x8, y: f32x8, z: f32x8) -> f32 {
+        // SAFETY: this token proves AVX-512 F/DQ and FMA.
         unsafe {
-            let p = _mm_set_ss(p);
-            let y = _mm_rsqrt14_ss(p, p);
+            let r = reduce3_256_vec(x, y, z); // [Σab, Σa², Σb², Σb²]
+            let pv = _mm_mul_ps(_mm_movehdup_ps(r), _mm_movehl_ps(r, r)); // [Σa²·Σb², ...]
+                                                                          // Any of: NaN, ±0, ±∞, subnormal, negative.
+            if _mm_fpclass_ss_mask::<0xFF>(pv) != 0 {
+                let aa = _mm_cvtss_f32(_mm_movehdup_ps(r));
+                let bb = _mm_cvtss_f32(_mm_movehl_ps(r, r));
+                return crate::finish::cos_sim_f32(_mm_cvtss_f32(r), aa, bb);
+            }
+            let y = _mm_rsqrt14_ps(pv);
             // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-            let hp = _mm_mul_ss(p, _mm_set_ss(0.5));
-            let h = _mm_fnmadd_ss(_mm_mul_ss(hp, y), y, _mm_set_ss(1.5));
-            // `clamp` keeps a NaN quotient NaN.
-            _mm_cvtss_f32(_mm_mul_ss(_mm_mul_ss(_mm_set_ss(ab), y), h)).clamp(-1.0, 1.0)
+            let hp = _mm_mul_ps(pv, _mm_set1_ps(0.5));
+            let h = _mm_fnmadd_ps(_mm_mul_ps(hp, y), y, _mm_set1_ps(1.5));
+            let q = _mm_mul_ps(_mm_mul_ps(r, y), h);
+            // Clamp to [-1, 1] in one `vrangeps` (sign of q, min(|q|, 1));
+            // q is finite here: p is a normal positive number, so no term of
+            // Σab is infinite or NaN.
+            _mm_cvtss_f32(_mm_range_ps::<0b0010>(q, _mm_set1_ps(1.0)))
         }
     }
 
@@ -448,7 +472,8 @@ impl Token for V4Plus {
         let n = a.len().min(b.len());
         // SAFETY: `cos_sums` reads `n` bytes of each slice; this token
         // proves AVX-512 F/BW and VNNI.
-        unsafe { lanes3(cos_sums(a.as_ptr(), b.as_ptr(), n)) }
+        let (aa, ab, bb) = unsafe { lanes3(cos_sums(a.as_ptr(), b.as_ptr(), n)) };
+        (ab, aa, bb)
     }
 
     /// Up to `I8_CHUNK` elements: the three sums are reduced together and
@@ -476,16 +501,26 @@ fn cos_sim_i8_long(t: V4Plus, a: &[i8], b: &[i8]) -> f32 {
     })
 }
 
-/// `[Σab, Σa², Σb², _]` of `n <= I8_CHUNK` int8 pairs, exact in wrapping i32
+/// `[Σa², Σab, Σb², Σb²]` of `n <= I8_CHUNK` int8 pairs, exact in wrapping i32
 /// lanes.
 ///
 /// `vpdpbusd` multiplies unsigned by signed bytes. With `ua = a ^ 0x80 = a + 128`
 /// (unsigned) it gives Σ ua·b = Σab + 128·Σb, Σ ua·a = Σa² + 128·Σa and
 /// Σ ub·b = Σb² + 128·Σb, exact for every input including −128; two more
 /// `vpdpbusd` of the constant 128 with `a` and `b` give the bias terms. Five
-/// per 64 elements, at one per cycle on Zen 4, is the fastest exact form we
-/// measured: `vpsadbw` for the bias sums, or `vpabsb` operands (exact only
-/// without −128), compete for the same pipes and ran 3–20% slower per element.
+/// per 64 elements is the fastest exact form we measured on Zen 4, where
+/// `vpdpbusd`, `vpabsb`, `vpmovb2m`, the byte compares into a mask and
+/// `vpsadbw` all issue to the same two pipes (one 512-bit op per cycle
+/// together): `vpabsb` operands with a −128 fallback need more of those slots
+/// (two `vpabsb` and a `vpmovb2m` for the sign beside three `vpdpbusd`), and
+/// a `vpminub`-based |a| on the other pipes ran 5–10% slower at d ≥ 768.
+///
+/// One accumulator per sum: five independent chains of 4-cycle `vpdpbusd`
+/// already cover the pipe's one-per-cycle rate, and fewer accumulators make
+/// a shorter reduction. The tail after the loop is on the critical path of a
+/// short call, so the reduction folds 512 → 256 bits first (cheaper and
+/// shorter-latency than transposing at 512 bits) and leaves Σa² in lane 0,
+/// where the finish needs it without another shuffle.
 /// Masked-out tail bytes are zero, which adds nothing to any sum.
 ///
 /// # Safety
@@ -500,56 +535,60 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
     unsafe {
         let bias = _mm512_set1_epi8(-128);
         let z = _mm512_setzero_si512();
-        let (mut ab, mut aa, mut bb, mut ca, mut cb) = ([z; 2], [z; 2], [z; 2], [z; 2], [z; 2]);
+        let (mut ab, mut aa, mut bb, mut ca, mut cb) = (z, z, z, z, z);
         macro_rules! step {
-            ($k:expr, $x:expr, $y:expr) => {{
+            ($x:expr, $y:expr) => {{
                 let (x, y) = ($x, $y);
                 let ux = _mm512_xor_si512(x, bias);
                 let uy = _mm512_xor_si512(y, bias);
-                ab[$k] = _mm512_dpbusd_epi32(ab[$k], ux, y);
-                aa[$k] = _mm512_dpbusd_epi32(aa[$k], ux, x);
-                bb[$k] = _mm512_dpbusd_epi32(bb[$k], uy, y);
-                ca[$k] = _mm512_dpbusd_epi32(ca[$k], bias, x);
-                cb[$k] = _mm512_dpbusd_epi32(cb[$k], bias, y);
+                ab = _mm512_dpbusd_epi32(ab, ux, y);
+                aa = _mm512_dpbusd_epi32(aa, ux, x);
+                bb = _mm512_dpbusd_epi32(bb, uy, y);
+                ca = _mm512_dpbusd_epi32(ca, bias, x);
+                cb = _mm512_dpbusd_epi32(cb, bias, y);
             }};
         }
-        let ld = |p: *const i8| _mm512_loadu_si512(p.cast());
         let mut i = 0;
-        while i + 128 <= n {
-            step!(0, ld(pa.add(i)), ld(pb.add(i)));
-            step!(1, ld(pa.add(i + 64)), ld(pb.add(i + 64)));
-            i += 128;
-        }
-        if i + 64 <= n {
-            step!(0, ld(pa.add(i)), ld(pb.add(i)));
+        while i + 64 <= n {
+            step!(
+                _mm512_loadu_si512(pa.add(i).cast()),
+                _mm512_loadu_si512(pb.add(i).cast())
+            );
             i += 64;
         }
         if i < n {
             let m = mask64(n - i);
             step!(
-                1,
                 _mm512_maskz_loadu_epi8(m, pa.add(i)),
                 _mm512_maskz_loadu_epi8(m, pb.add(i))
             );
         }
-        let ca = _mm512_add_epi32(ca[0], ca[1]);
-        let cb = _mm512_add_epi32(cb[0], cb[1]);
-        let ab = _mm512_sub_epi32(_mm512_add_epi32(ab[0], ab[1]), cb);
-        let aa = _mm512_sub_epi32(_mm512_add_epi32(aa[0], aa[1]), ca);
-        let bb = _mm512_sub_epi32(_mm512_add_epi32(bb[0], bb[1]), cb);
+        let fold = |v: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+        };
+        let aa = fold(_mm512_sub_epi32(aa, ca));
+        let ab = fold(_mm512_sub_epi32(ab, cb));
+        let bb = fold(_mm512_sub_epi32(bb, cb));
         // Transpose-and-add within each 128-bit lane: lane L becomes
-        // [Σab, Σa², Σb², Σb²] of its elements; then the four lanes are added.
-        let s = _mm512_add_epi32(_mm512_unpacklo_epi32(ab, aa), _mm512_unpackhi_epi32(ab, aa));
-        let u = _mm512_add_epi32(_mm512_unpacklo_epi32(bb, bb), _mm512_unpackhi_epi32(bb, bb));
-        let r = _mm512_add_epi32(_mm512_unpacklo_epi64(s, u), _mm512_unpackhi_epi64(s, u));
-        let r = _mm256_add_epi32(_mm512_castsi512_si256(r), _mm512_extracti64x4_epi64::<1>(r));
+        // [Σa², Σab, Σb², Σb²] of its elements; then the two lanes are added.
+        let s = _mm256_add_epi32(_mm256_unpacklo_epi32(aa, ab), _mm256_unpackhi_epi32(aa, ab));
+        let u = _mm256_add_epi32(bb, _mm256_shuffle_epi32::<0b10_11_00_01>(bb));
+        let r = _mm256_add_epi32(_mm256_unpacklo_epi64(s, u), _mm256_unpackhi_epi64(s, u));
         _mm_add_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
     }
 }
 
-/// [`crate::finish::cos_sim`] of exact sums `[Σab, Σa², Σb², _]` (Σa², Σb²
+/// [`crate::finish::cos_sim`] of exact sums `[Σa², Σab, Σb², _]` (Σa², Σb²
 /// non-negative, so no NaN can arise): 0 if either norm is zero, else
-/// Σab / √(Σa²·Σb²) in f64 to within 2⁻²⁷ relative, clamped to [-1, 1].
+/// Σab / √(Σa²·Σb²) in f64 to within 2⁻²⁷ relative.
+///
+/// No clamp to [-1, 1] is needed: by Cauchy–Schwarz |Σab| ≤ √(Σa²·Σb²) for
+/// the exact integers, the Newton step below never overestimates 1/√p (its
+/// factor 1 − 1.5ε² − 0.5ε³ is at most 1 for any estimate error ε > −1),
+/// and the handful of f64 roundings add under 2⁻⁵⁰, so the f64 quotient is
+/// within 1 + 2⁻⁵⁰ of ±1 at worst and rounds to at most 1.0 in f32 (values
+/// below 1 + 2⁻²⁴ round to 1). Dropping `vmaxsd`/`vminsd` shortens the chain
+/// a d=128 call waits on.
 ///
 /// # Safety
 /// AVX-512 F and FMA must be enabled.
@@ -557,22 +596,25 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
 unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
     // SAFETY: SSE2, FMA and AVX-512 F.
     unsafe {
-        let lo = _mm_cvtepi32_pd(r); // [Σab, Σa²]
-        let hi = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², _]
-        let p = _mm_mul_sd(_mm_unpackhi_pd(lo, lo), hi);
-        if _mm_cvtsd_f64(p) == 0.0 {
+        let a = _mm_cvtepi32_pd(r); // [Σa², Σab]
+        let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
+        let pv = _mm_mul_pd(a, b); // [Σa²·Σb², _]
+        let p = _mm_cvtsd_f64(pv);
+        // p == +0 (p is never negative or NaN): one `vfpclasssd`.
+        if _mm_fpclass_sd_mask::<0x02>(pv) != 0 {
             return 0.0;
         }
         // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14sd` (relative error
         // below 2⁻¹⁴) and one Newton step y·(1.5 − 0.5·p·y²), which leaves a
         // relative error below 1.5·2⁻²⁸ (plus f64 rounding), far under the
         // final f32 rounding. Shorter latency than `vsqrtsd` + `vdivsd`.
-        let y = _mm_rsqrt14_sd(p, p);
+        // Scalar f64 arithmetic around one packed `vrsqrt14pd` (its upper
+        // lane is ignored): the scalar form merges lanes, for which the
+        // compiler puts a blend on the chain.
+        let y = _mm_cvtsd_f64(_mm_rsqrt14_pd(pv));
         // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-        let hp = _mm_mul_sd(p, _mm_set_sd(0.5));
-        let h = _mm_fnmadd_sd(_mm_mul_sd(hp, y), y, _mm_set_sd(1.5));
-        let q = _mm_mul_sd(_mm_mul_sd(lo, y), h);
-        let q = _mm_min_sd(_mm_max_sd(q, _mm_set_sd(-1.0)), _mm_set_sd(1.0));
-        _mm_cvtss_f32(_mm_cvtsd_ss(_mm_setzero_ps(), q))
+        let h = (-(0.5 * p) * y).mul_add(y, 1.5);
+        let ab = _mm_cvtsd_f64(_mm_unpackhi_pd(a, a));
+        ((ab * y) * h) as f32
     }
 }

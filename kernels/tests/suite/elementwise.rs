@@ -315,3 +315,113 @@ fn i8_long_vectors_stay_exact_or_report_overflow() {
         );
     }
 }
+
+/// Parallel and antiparallel int8 vectors: the exact sums make the cosine
+/// exactly ±1, and the AVX-512 finish (no clamp: its error bound keeps the
+/// f64 quotient within 2⁻²⁴ of ±1) must round to exactly ±1.0, never beyond;
+/// every other pair stays within [-1, 1]. −128 planted at the first, a
+/// middle, the last position of the full 64-byte blocks and in the masked
+/// tail; lengths 0..=300 and the embedding sizes; offset by one byte.
+#[test]
+fn i8_cosine_of_parallel_vectors_is_exactly_one() {
+    for k in levels() {
+        let name = k.isa().name();
+        let mut rng = Rng::new(21);
+        for n in lengths() {
+            let q: Vec<i8> = rng.vec_i8(n).iter().map(|&x| x.max(-127)).collect();
+            let want_one = |a: &[i8], b: &[i8], want: f32, what: &str| {
+                let nz = a.iter().any(|&x| x != 0);
+                let want = if nz { want } else { 0.0 };
+                assert_eq!(k.cosine_i8(a, b).unwrap(), want, "{what} at {name} n={n}");
+            };
+            want_one(&q, &q, 1.0, "a·a");
+            let neg: Vec<i8> = q.iter().map(|&x| -x).collect();
+            want_one(&q, &neg, -1.0, "a·(−a)");
+            let half: Vec<i8> = q.iter().map(|&x| x / 2).collect();
+            let twice: Vec<i8> = half.iter().map(|&x| 2 * x).collect();
+            want_one(&half, &twice, 1.0, "a·2a");
+            // −128 at every position class: first, middle and last byte of a
+            // full block, and first/last byte of the tail.
+            let mut p = q.clone();
+            for i in [0, 31, 63, 64 * (n / 64), n.saturating_sub(1)] {
+                if i < n {
+                    p[i] = -128;
+                }
+            }
+            want_one(&p, &p, 1.0, "planted −128, a·a");
+            let lo = vec![-128i8; n];
+            want_one(&lo, &lo, 1.0, "all −128");
+            let hi = vec![127i8; n];
+            want_one(&hi, &hi, 1.0, "all 127");
+            want_one(
+                &hi,
+                &hi.iter().map(|&x| -x).collect::<Vec<_>>(),
+                -1.0,
+                "127·(−127)",
+            );
+            // Offset by one byte (unaligned loads).
+            let (pb, o) = offset_by_one(&p);
+            want_one(&pb[o..], &p, 1.0, "offset −128 a·a");
+            // Random pairs, extremes included, stay within [-1, 1].
+            for b in [rng.vec_i8(n), lo.clone(), hi.clone(), p.clone()] {
+                for a in [&q, &p, &lo] {
+                    let c = k.cosine_i8(a, &b).unwrap();
+                    assert!((-1.0..=1.0).contains(&c), "{c} at {name} n={n}");
+                }
+            }
+        }
+    }
+}
+
+/// The f16 cosine's special inputs — zero vectors, infinities, NaN, the
+/// largest and the subnormal halves — take the same documented answers at
+/// every level (the AVX-512 finish tests its range with one `vfpclassss` and
+/// hands these to the f64 path).
+#[test]
+fn f16_cosine_special_inputs_agree_across_levels() {
+    let scalar = Kernels::new(kernels::Isa::Scalar).unwrap();
+    let h = f16::from_f32;
+    for n in [1usize, 7, 8, 9, 31, 32, 33, 128, 300, 384] {
+        let mut rng = Rng::new(22);
+        let base: Vec<f16> = rng.vec_f16(n);
+        let mut cases: Vec<(String, Vec<f16>, Vec<f16>)> = Vec::new();
+        let zero = vec![f16::ZERO; n];
+        cases.push(("zero·b".into(), zero.clone(), base.clone()));
+        cases.push(("zero·zero".into(), zero.clone(), zero.clone()));
+        for (what, v) in [
+            ("inf", f16::INFINITY),
+            ("-inf", f16::NEG_INFINITY),
+            ("NaN", f16::NAN),
+        ] {
+            let mut a = base.clone();
+            a[n / 2] = v;
+            cases.push((format!("{what} in a"), a.clone(), base.clone()));
+            cases.push((format!("{what} in b"), base.clone(), a.clone()));
+            cases.push((format!("{what} and zero"), a, zero.clone()));
+        }
+        let max = vec![f16::MAX; n];
+        cases.push(("max·max".into(), max.clone(), max.clone()));
+        let sub: Vec<f16> = (0..n).map(|i| h(6e-8 * (1 + i % 5) as f32)).collect();
+        cases.push(("subnormal·subnormal".into(), sub.clone(), sub.clone()));
+        cases.push(("subnormal·b".into(), sub, base.clone()));
+        for k in levels() {
+            for (what, a, b) in &cases {
+                let want = scalar.cosine_f16(a, b).unwrap();
+                let got = k.cosine_f16(a, b).unwrap();
+                let (a64, b64) = (f64s_h(a), f64s_h(b));
+                let ok = if want.is_nan() {
+                    got.is_nan()
+                } else {
+                    (-1.0..=1.0).contains(&got)
+                        && ((got - want).abs() <= 2e-6
+                            || (got as f64 - cos64(&a64, &b64)).abs() <= 2e-6)
+                };
+                assert!(
+                    ok,
+                    "{what} at {} n={n}: got {got}, scalar {want}",
+                    k.isa().name()
+                );
+            }
+        }
+    }
+}

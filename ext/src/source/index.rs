@@ -1104,7 +1104,13 @@ impl Index {
         outs: &mut [Collector],
         threads: usize,
     ) -> Result<Option<Vec<i64>>, String> {
-        let Some(k) = req.n else { return Ok(None) };
+        // Without k only a distance filter bounds the candidates; with
+        // neither, every row is wanted: read them all.
+        let k = match req.n {
+            Some(k) => k,
+            None if req.dist.is_active() => usize::MAX,
+            None => return Ok(None),
+        };
         let mut qs = Vec::with_capacity(req.queries.len());
         for q in req.queries {
             let Vector::F32(v) = q else { return Ok(None) };
@@ -1158,16 +1164,20 @@ impl Index {
     ) -> Result<(), String> {
         let (kern, metric, q) = (self.kern, req.metric, &req.queries[qi]);
         let (elem, norms) = (self.layout.elem, score::uses_norms(metric));
-        let mut best = kernels::TopK::new(k.max(1)).expect("k >= 1");
+        // The k nearest so far (no k: every candidate is scored).
+        let mut best = kernels::TopK::new(k.clamp(1, cands.len().max(1))).expect("k >= 1");
+        let bounded = k <= cands.len();
         let mut ids = Vec::with_capacity(32);
         let mut d = [0f32];
         let mut at = 0;
         while at < cands.len() {
-            if best.threshold().is_some_and(|t| cands[at].0 > f64::from(t)) {
+            if bounded && best.threshold().is_some_and(|t| cands[at].0 > f64::from(t)) {
                 break;
             }
             // The first batch is usually the answer.
-            let end = cands.len().min(at + if at == 0 { k + 4 } else { 32 });
+            let end = cands
+                .len()
+                .min(at + if at == 0 { k.saturating_add(4) } else { 32 }.min(cands.len()));
             ids.clear();
             ids.extend(cands[at..end].iter().map(|c| c.1));
             self.base.fetch(&ids, &mut |id, v| {

@@ -261,6 +261,8 @@ pub struct Screen {
 }
 
 impl Screen {
+    /// `k = usize::MAX`: no k (the distance filter alone bounds the
+    /// candidates).
     pub fn new(k: usize) -> Screen {
         Screen {
             k: k.max(1),
@@ -290,6 +292,11 @@ impl Screen {
 
     #[inline]
     fn offer_upper(&mut self, hi: f64) {
+        if self.k == usize::MAX {
+            // No k: every row that may pass the distance filter is a
+            // candidate.
+            return;
+        }
         if self.uppers.len() < self.k {
             self.uppers.push(Key(hi));
             if self.uppers.len() == self.k {

@@ -1361,6 +1361,15 @@ pub fn index_compact_cache_is_exact(d: Driver) {
                     TOL,
                     &format!("{ctx} {vt} q{qi} distance >"),
                 );
+                // No k: every row under the cut, nearest first.
+                let got = pairs(&c.rows(
+                    &format!("SELECT rowid, distance FROM {vt} WHERE query = ? AND distance < ?"),
+                    &[Val::Blob(f32_blob(q)), Val::Real(cut)],
+                ));
+                let below: Vec<(i64, f64)> = all.iter().filter(|x| x.1 < cut).cloned().collect();
+                let what = format!("{ctx} {vt} q{qi} distance < (no k)");
+                assert_eq!(got.len(), below.len(), "{what}");
+                assert_topk(&got, &below, below.len(), TOL, &what);
             }
             // A batch and two threads answer like single queries.
             let blob: Vec<u8> = queries.iter().flat_map(|q| f32_blob(q)).collect();

@@ -611,15 +611,16 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
     unsafe {
         let a = _mm_cvtepi32_pd(r); // [Σa², Σab]
         let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
-                                                           // [Σa²·Σb² + 2⁻⁶⁰, _]: never zero, see above.
+
+        // p = [Σa²·Σb² + 2⁻⁶⁰, _]: never zero, see above.
         let pv = _mm_fmadd_pd(a, b, _mm_set1_pd(ZERO_NORM_GUARD));
         // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14pd` (relative error
         // below 2⁻¹⁴) and one Newton step y·(1.5 − 0.5·p·y²), which leaves a
         // relative error below 1.5·2⁻²⁸ (plus f64 rounding), far under the
         // final f32 rounding. Shorter latency than `vsqrtsd` + `vdivsd`.
-        // Packed arithmetic on the whole register (the upper lane is
-        // ignored): the scalar forms merge lanes, for which the compiler
-        // puts blends on the chain.
+        // Written as packed arithmetic on the whole register (the upper
+        // lane is ignored), so no lane merge can put a blend on the chain;
+        // the compiler is free to encode it with the scalar forms.
         let y = _mm_rsqrt14_pd(pv);
         // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
         let hp = _mm_mul_pd(pv, _mm_set1_pd(0.5));

@@ -517,10 +517,15 @@ fn cos_sim_i8_long(t: V4Plus, a: &[i8], b: &[i8]) -> f32 {
 ///
 /// One accumulator per sum: five independent chains of 4-cycle `vpdpbusd`
 /// already cover the pipe's one-per-cycle rate, and fewer accumulators make
-/// a shorter reduction. The tail after the loop is on the critical path of a
-/// short call, so the reduction folds 512 → 256 bits first (cheaper and
-/// shorter-latency than transposing at 512 bits) and leaves Σa² in lane 0,
-/// where the finish needs it without another shuffle.
+/// a shorter reduction. The tail after the loop is most of a short call,
+/// and on Zen 4 its cost per call follows the number of vector instructions
+/// waiting on the chain more than the chain's latency (measured with
+/// back-to-back independent calls), so the reduction transposes the three
+/// sums at 512 bits first and then folds the one result 512 → 256 → 128
+/// bits: 15 instructions instead of 19 for one-fold-per-sum-then-transpose
+/// (and instead of 17 for three parallel 128-bit extracts, which is 3 cycles
+/// shorter but measured slower per call). It leaves Σa² in lane 0, where the
+/// finish needs it without another shuffle.
 /// Masked-out tail bytes are zero, which adds nothing to any sum.
 ///
 /// # Safety
@@ -563,17 +568,17 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
                 _mm512_maskz_loadu_epi8(m, pb.add(i))
             );
         }
-        let fold = |v: __m512i| {
-            _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
-        };
-        let aa = fold(_mm512_sub_epi32(aa, ca));
-        let ab = fold(_mm512_sub_epi32(ab, cb));
-        let bb = fold(_mm512_sub_epi32(bb, cb));
-        // Transpose-and-add within each 128-bit lane: lane L becomes
-        // [Σa², Σab, Σb², Σb²] of its elements; then the two lanes are added.
-        let s = _mm256_add_epi32(_mm256_unpacklo_epi32(aa, ab), _mm256_unpackhi_epi32(aa, ab));
-        let u = _mm256_add_epi32(bb, _mm256_shuffle_epi32::<0b10_11_00_01>(bb));
-        let r = _mm256_add_epi32(_mm256_unpacklo_epi64(s, u), _mm256_unpackhi_epi64(s, u));
+        let aa = _mm512_sub_epi32(aa, ca);
+        let ab = _mm512_sub_epi32(ab, cb);
+        let bb = _mm512_sub_epi32(bb, cb);
+        // Transpose-and-add within each 128-bit lane, on the whole 512 bits:
+        // lane L becomes [Σa², Σab, Σb², Σb²] of its elements. Only then
+        // are the four lanes added (512 → 256 → 128 bits), so the three sums
+        // share two cross-lane folds instead of taking one each.
+        let s = _mm512_add_epi32(_mm512_unpacklo_epi32(aa, ab), _mm512_unpackhi_epi32(aa, ab));
+        let u = _mm512_add_epi32(bb, _mm512_shuffle_epi32::<0b10_11_00_01>(bb));
+        let r = _mm512_add_epi32(_mm512_unpacklo_epi64(s, u), _mm512_unpackhi_epi64(s, u));
+        let r = _mm256_add_epi32(_mm512_castsi512_si256(r), _mm512_extracti64x4_epi64::<1>(r));
         _mm_add_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r))
     }
 }
@@ -590,6 +595,14 @@ unsafe fn cos_sums(pa: *const i8, pb: *const i8, n: usize) -> __m128i {
 /// below 1 + 2⁻²⁴ round to 1). Dropping `vmaxsd`/`vminsd` shortens the chain
 /// a d=128 call waits on.
 ///
+/// No branch for the zero norm either: p is computed as Σa²·Σb² + 2⁻⁶⁰ in
+/// one FMA. For p ≥ 1 the addend is far below half an ulp, so p is unchanged
+/// where Σa²·Σb² is exact in f64 (below 2⁵³, i.e. n ≤ 5792 at the extremes)
+/// and within one ulp beyond; for a zero norm Σab is 0 as well (a zero
+/// vector), 1/√p is about 2³⁰ instead of +∞, and the quotient is exactly
+/// +0.0 — the documented answer — without the test-and-branch, whose mask
+/// move and compare were a measurable share of a d = 128 call.
+///
 /// # Safety
 /// AVX-512 F and FMA must be enabled.
 #[inline(always)]
@@ -598,23 +611,25 @@ unsafe fn cos_sim_from_sums(r: __m128i) -> f32 {
     unsafe {
         let a = _mm_cvtepi32_pd(r); // [Σa², Σab]
         let b = _mm_cvtepi32_pd(_mm_unpackhi_epi64(r, r)); // [Σb², Σb²]
-        let pv = _mm_mul_pd(a, b); // [Σa²·Σb², _]
-        let p = _mm_cvtsd_f64(pv);
-        // p == +0 (p is never negative or NaN): one `vfpclasssd`.
-        if _mm_fpclass_sd_mask::<0x02>(pv) != 0 {
-            return 0.0;
-        }
-        // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14sd` (relative error
+
+        // p = [Σa²·Σb² + 2⁻⁶⁰, _]: never zero, see above.
+        let pv = _mm_fmadd_pd(a, b, _mm_set1_pd(ZERO_NORM_GUARD));
+        // Σab / √p as Σab·y with y ≈ 1/√p: `vrsqrt14pd` (relative error
         // below 2⁻¹⁴) and one Newton step y·(1.5 − 0.5·p·y²), which leaves a
         // relative error below 1.5·2⁻²⁸ (plus f64 rounding), far under the
         // final f32 rounding. Shorter latency than `vsqrtsd` + `vdivsd`.
-        // Scalar f64 arithmetic around one packed `vrsqrt14pd` (its upper
-        // lane is ignored): the scalar form merges lanes, for which the
-        // compiler puts a blend on the chain.
-        let y = _mm_cvtsd_f64(_mm_rsqrt14_pd(pv));
+        // Written as packed arithmetic on the whole register (the upper
+        // lane is ignored), so no lane merge can put a blend on the chain;
+        // the compiler is free to encode it with the scalar forms.
+        let y = _mm_rsqrt14_pd(pv);
         // h = 1.5 − (0.5·p)·y·y, with 0.5·p computed beside the estimate.
-        let h = (-(0.5 * p) * y).mul_add(y, 1.5);
-        let ab = _mm_cvtsd_f64(_mm_unpackhi_pd(a, a));
-        ((ab * y) * h) as f32
+        let hp = _mm_mul_pd(pv, _mm_set1_pd(0.5));
+        let h = _mm_fnmadd_pd(_mm_mul_pd(hp, y), y, _mm_set1_pd(1.5));
+        let q = _mm_mul_pd(_mm_mul_pd(_mm_unpackhi_pd(a, a), y), h);
+        _mm_cvtss_f32(_mm_cvtpd_ps(q))
     }
 }
+
+/// 2⁻⁶⁰, added to Σa²·Σb² by the AVX-512 int8 cosine finish so that a zero
+/// norm needs no branch (see [`cos_sim_from_sums`]).
+const ZERO_NORM_GUARD: f64 = 8.673_617_379_884_035e-19;

@@ -373,6 +373,62 @@ fn i8_cosine_of_parallel_vectors_is_exactly_one() {
     }
 }
 
+/// A zero-norm int8 vector gives cosine similarity exactly +0.0 (and
+/// distance 1) at every level and length up to the chunk size: the AVX-512 finish has
+/// no branch for it (it adds 2⁻⁶⁰ to Σa²·Σb², which must leave a zero Σab
+/// at +0.0, not NaN or −0.0). Beyond Σa²·Σb² = 2⁵³ (n > 5792 at ±128/127),
+/// where the addend can touch the rounding of the product, parallel and
+/// antiparallel vectors still give exactly ±1.0 and random pairs stay
+/// within the int8 cosine tolerance of the f64 reference.
+#[test]
+fn i8_cosine_zero_norm_and_large_products() {
+    for k in levels() {
+        let name = k.isa().name();
+        let mut rng = Rng::new(23);
+        for n in lengths().chain([5_792, 5_793, 8_191, 32_767, 32_768]) {
+            let zero = vec![0i8; n];
+            let b = rng.vec_i8(n);
+            let lo = vec![-128i8; n];
+            for (what, x, y) in [
+                ("zero·b", &zero, &b),
+                ("b·zero", &b, &zero),
+                ("zero·zero", &zero, &zero),
+                ("zero·(−128)", &zero, &lo),
+            ] {
+                let c = k.cosine_i8(x, y).unwrap();
+                assert_eq!(c.to_bits(), 0f32.to_bits(), "{what} at {name} n={n}: {c:e}");
+                let d = k.cosine_distance_i8(x, y).unwrap();
+                assert_eq!(d, 1.0, "{what} distance at {name} n={n}");
+            }
+            if n < 5_000 {
+                continue;
+            }
+            let hi = vec![127i8; n];
+            assert_eq!(
+                k.cosine_i8(&lo, &lo).unwrap(),
+                1.0,
+                "all −128 at {name} n={n}"
+            );
+            assert_eq!(
+                k.cosine_i8(&lo, &hi).unwrap(),
+                -1.0,
+                "−128·127 at {name} n={n}"
+            );
+            let q: Vec<i8> = b.iter().map(|&x| x.max(-127)).collect();
+            let neg: Vec<i8> = q.iter().map(|&x| -x).collect();
+            assert_eq!(
+                k.cosine_i8(&q, &neg).unwrap(),
+                -1.0,
+                "a·(−a) at {name} n={n}"
+            );
+            for a in [rng.vec_i8(n), lo.clone(), hi.clone()] {
+                let want = cos64(&f64s_i(&a), &f64s_i(&b));
+                assert_close("cosine_i8", &k, n, k.cosine_i8(&a, &b).unwrap(), want, 1e-7);
+            }
+        }
+    }
+}
+
 /// The f16 cosine's special inputs — zero vectors, infinities, NaN, the
 /// largest and the subnormal halves — take the same documented answers at
 /// every level (the AVX-512 finish tests its range with one `vfpclassss` and

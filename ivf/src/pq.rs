@@ -239,28 +239,72 @@ impl Pq {
 
     /// `lut[j*KSUB + c] = coef · (q_j · cb_j[c])` (from the f16 codebooks
     /// when the kernels run at the AVX-512 level).
+    #[cfg(test)]
     pub(crate) fn ip_lut(&self, kern: Kernels, q: &[f32], coef: f32, lut: &mut [f32]) {
+        self.ip_lut_ranges(kern, q, coef, lut, None);
+    }
+
+    /// [`Pq::ip_lut`], and with `ranges` the table then quantised to u8
+    /// into it. On the AVX-512 path each row's minimum and maximum are
+    /// taken while the row is still in registers, so the quantisation
+    /// reads the table once instead of twice.
+    pub(crate) fn ip_lut_ranges(
+        &self,
+        kern: Kernels,
+        q: &[f32],
+        coef: f32,
+        lut: &mut [f32],
+        ranges: Option<&mut QuantLut>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if let Some(h) = &self.cbt_h {
             if kern.isa() == kernels::Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
             {
                 assert!(lut.len() >= self.m * KSUB && h.bits.len() == self.m * self.dsub * KSUB);
-                let mut s = vec![0f32; self.dsub];
+                let mut s = [0f32; 64];
+                let mut sv = Vec::new();
+                let s: &mut [f32] = if self.dsub <= s.len() {
+                    &mut s[..self.dsub]
+                } else {
+                    sv.resize(self.dsub, 0.0);
+                    &mut sv
+                };
+                let mut range = 0f32;
+                let mut ranges = ranges;
+                // The row minimums go into the table's own (reused) buffer.
+                let mut mins = ranges.as_mut().map(|r| {
+                    let mut v = std::mem::take(&mut r.mins);
+                    v.clear();
+                    v
+                });
                 for j in 0..self.m {
-                    self.sub(q, j, &mut s);
+                    self.sub(q, j, s);
                     for w in s.iter_mut() {
                         *w *= coef * h.inv;
                     }
                     let t = &h.bits[j * self.dsub * KSUB..(j + 1) * self.dsub * KSUB];
                     // SAFETY: AVX-512F detected; t holds dsub rows of KSUB,
                     // the output row KSUB values.
-                    unsafe { ip_lut_row_half_avx512(t, &s, &mut lut[j * KSUB..(j + 1) * KSUB]) };
+                    let (lo, hi) =
+                        unsafe { ip_lut_row_half_avx512(t, s, &mut lut[j * KSUB..(j + 1) * KSUB]) };
+                    if let Some(v) = mins.as_mut() {
+                        v.push(lo);
+                        range = range.max(hi - lo);
+                    }
+                }
+                if let (Some(out), Some(v)) = (ranges, mins) {
+                    out.mins = v;
+                    // SAFETY: AVX-512F detected above.
+                    unsafe { quantize_lut_rows_avx512(lut, self.m, range, out) };
                 }
                 return;
             }
         }
         let _ = kern;
-        pq_ip_lut(self, q, coef, lut)
+        pq_ip_lut(self, q, coef, lut);
+        if let Some(out) = ranges {
+            out.fill(lut, self.m);
+        }
     }
 }
 
@@ -268,9 +312,11 @@ impl Pq {
 /// with `t` in f16 (`w.len()` rows of [`KSUB`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn ip_lut_row_half_avx512(t: &[u16], w: &[f32], out: &mut [f32]) {
+unsafe fn ip_lut_row_half_avx512(t: &[u16], w: &[f32], out: &mut [f32]) -> (f32, f32) {
     use std::arch::x86_64::*;
     assert!(t.len() == w.len() * KSUB && out.len() == KSUB);
+    let mut lo = _mm512_set1_ps(f32::INFINITY);
+    let mut hi = _mm512_set1_ps(f32::NEG_INFINITY);
     for c in (0..KSUB).step_by(16) {
         let mut acc = _mm512_setzero_ps();
         for (d, &wd) in w.iter().enumerate() {
@@ -282,9 +328,12 @@ unsafe fn ip_lut_row_half_avx512(t: &[u16], w: &[f32], out: &mut [f32]) {
             };
             acc = _mm512_fmadd_ps(_mm512_set1_ps(wd), v, acc);
         }
+        lo = _mm512_min_ps(lo, acc);
+        hi = _mm512_max_ps(hi, acc);
         // SAFETY: c + 16 <= KSUB = out.len().
         unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(c), acc) };
     }
+    (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
 }
 
 multiversion! {
@@ -339,6 +388,16 @@ fn quantize_lut_avx512(lut: &[f32], m: usize, out: &mut QuantLut) {
         out.mins.push(lo);
         range = range.max(hi - lo);
     }
+    quantize_lut_rows_avx512(lut, m, range, out)
+}
+
+/// The second half of [`quantize_lut_avx512`]: `out.mins` holds each row's
+/// minimum and `range` the largest row range.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn quantize_lut_rows_avx512(lut: &[f32], m: usize, range: f32, out: &mut QuantLut) {
+    use std::arch::x86_64::*;
+    assert!(lut.len() >= m * KSUB && out.mins.len() == m);
     let delta = if range > 0.0 && range.is_finite() {
         range / 255.0
     } else {
@@ -759,6 +818,176 @@ unsafe fn vbmi_block(q: &QuantLut, m: usize, block: &[u8], lanes: usize, o: &mut
     }
 }
 
+/// Blocks scanned together by [`BlockGroup`]: each sub-space's 256-byte
+/// table is loaded once for all of them, and their accumulators form
+/// independent dependency chains.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const GROUP: usize = 4;
+
+/// Feeds code blocks (of any chunks and lists) to the VBMI scan
+/// [`GROUP`] at a time. Each block is `lanes ≤ 64` codes stored with stride
+/// `lanes` (sub-space-major, as in a chunk), and its 64 approximate
+/// distances go to `buf[off..off + 64]` (the first `lanes` meaningful).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct BlockGroup<'a, 'q> {
+    q: &'q QuantLut,
+    m: usize,
+    pend: [(&'a [u8], usize, usize); GROUP],
+    n: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, 'q> BlockGroup<'a, 'q> {
+    /// Panics unless the CPU has AVX-512 F/BW/VBMI (the VBMI path is only
+    /// chosen after detecting them) or `q` is not an `m`-sub-space table.
+    pub(crate) fn new(q: &'q QuantLut, m: usize) -> BlockGroup<'a, 'q> {
+        use std::arch::is_x86_feature_detected as has;
+        assert!(has!("avx512f") && has!("avx512bw") && has!("avx512vbmi"));
+        assert_eq!(q.q.len(), m * KSUB);
+        BlockGroup {
+            q,
+            m,
+            pend: [(&[], 0, 0); GROUP],
+            n: 0,
+        }
+    }
+    /// Queue one block (scanned now if the group is full).
+    pub(crate) fn push(&mut self, codes: &'a [u8], lanes: usize, off: usize, buf: &mut [f32]) {
+        assert!(lanes <= BLOCK && codes.len() == self.m * lanes && off + BLOCK <= buf.len());
+        self.pend[self.n] = (codes, lanes, off);
+        self.n += 1;
+        if self.n == GROUP {
+            // SAFETY: features checked in `new`; every block checked above.
+            unsafe { vbmi_group::<GROUP>(self.q, self.m, &self.pend, buf) };
+            self.n = 0;
+        }
+    }
+    /// Scan the blocks still queued.
+    pub(crate) fn flush(&mut self, buf: &mut [f32]) {
+        for i in 0..self.n {
+            // SAFETY: as in `push`.
+            unsafe { vbmi_group::<1>(self.q, self.m, &[self.pend[i]], buf) };
+        }
+        self.n = 0;
+    }
+}
+
+/// `G` blocks per sub-space step (see [`vbmi_block`] for one): the table
+/// row is loaded once, each block is looked up with two `vpermi2b` and a
+/// blend, and its bytes are widened by mask and shift (even and odd codes
+/// in two u16 accumulators), cheaper than unpacking on Zen 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn vbmi_group<const G: usize>(
+    q: &QuantLut,
+    m: usize,
+    blocks: &[(&[u8], usize, usize); G],
+    buf: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    const _: () = assert!(BLOCK == 64);
+    assert!(q.q.len() >= m * KSUB);
+    let mut ptr = [std::ptr::null::<u8>(); G];
+    let mut stride = [0usize; G];
+    let mut mask = [0u64; G];
+    for g in 0..G {
+        let (codes, lanes, off) = blocks[g];
+        assert!(lanes <= BLOCK && codes.len() >= m * lanes && off + BLOCK <= buf.len());
+        ptr[g] = codes.as_ptr();
+        stride[g] = lanes;
+        mask[g] = if lanes == 64 {
+            u64::MAX
+        } else {
+            (1u64 << lanes) - 1
+        };
+    }
+    let low = _mm512_set1_epi16(0x00ff);
+    let mut ev = [_mm512_setzero_si512(); G];
+    let mut od = [_mm512_setzero_si512(); G];
+    let tp = q.q.as_ptr();
+    for j in 0..m {
+        // SAFETY: the four 64-byte loads are inside table j (256 bytes of
+        // q.q, asserted); block g's masked load reads bytes
+        // j·lanes .. j·lanes + lanes of its codes (asserted length).
+        unsafe {
+            let t = tp.add(j * KSUB);
+            let t0 = _mm512_loadu_si512(t as *const __m512i);
+            let t1 = _mm512_loadu_si512(t.add(64) as *const __m512i);
+            let t2 = _mm512_loadu_si512(t.add(128) as *const __m512i);
+            let t3 = _mm512_loadu_si512(t.add(192) as *const __m512i);
+            for g in 0..G {
+                let idx = _mm512_maskz_loadu_epi8(mask[g], ptr[g].add(j * stride[g]) as *const i8);
+                let a = _mm512_permutex2var_epi8(t0, idx, t1);
+                let b = _mm512_permutex2var_epi8(t2, idx, t3);
+                let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
+                ev[g] = _mm512_adds_epu16(ev[g], _mm512_and_si512(v, low));
+                od[g] = _mm512_adds_epu16(od[g], _mm512_srli_epi16::<8>(v));
+            }
+        }
+    }
+    // u16 lane e of the even accumulator is code 2e, of the odd one
+    // 2e + 1: widen each half to f32, scale, and interleave the two.
+    let bias = _mm512_set1_ps(q.bias);
+    let delta = _mm512_set1_ps(q.delta);
+    let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for g in 0..G {
+        let f = |v: __m512i, half: bool| {
+            let h = if half {
+                _mm512_extracti64x4_epi64::<1>(v)
+            } else {
+                _mm512_castsi512_si256(v)
+            };
+            // Multiply, then add (not fused): the same rounding as
+            // `vbmi_block`'s `bias + delta · sum`.
+            _mm512_add_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(h)), delta),
+                bias,
+            )
+        };
+        let (e0, e1, o0, o1) = (
+            f(ev[g], false),
+            f(ev[g], true),
+            f(od[g], false),
+            f(od[g], true),
+        );
+        let o = buf[blocks[g].2..blocks[g].2 + BLOCK].as_mut_ptr();
+        // SAFETY: off + 64 <= buf.len() (asserted): four stores of 16 f32.
+        unsafe {
+            _mm512_storeu_ps(o, _mm512_permutex2var_ps(e0, lo, o0));
+            _mm512_storeu_ps(o.add(16), _mm512_permutex2var_ps(e0, hi, o0));
+            _mm512_storeu_ps(o.add(32), _mm512_permutex2var_ps(e1, lo, o1));
+            _mm512_storeu_ps(o.add(48), _mm512_permutex2var_ps(e1, hi, o1));
+        }
+    }
+}
+
+/// Start loading the cache line at `p` (a hint: never faults, any address).
+#[inline(always)]
+pub(crate) fn prefetch_ptr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetches do not fault on any address; SSE is baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Start loading the first two cache lines of `b` (a hint: never faults).
+#[inline(always)]
+pub(crate) fn prefetch(b: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetches do not fault on any address; SSE is baseline.
+    unsafe {
+        use std::arch::x86_64::*;
+        _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().cast());
+        _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(64).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
+}
+
 /// Scan the tail block of `lanes < 64` codes stored with stride `lanes`
 /// into `out` (64 values). Returns false when the path needs the caller to
 /// re-stride the block into a padded one first.
@@ -903,6 +1132,93 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The grouped VBMI scan gives every block the same values, bit for
+    /// bit, as the one-block scan, for full and partial blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn grouped_vbmi_scan_matches_one_block_scan() {
+        use std::arch::is_x86_feature_detected as has;
+        if !(has!("avx512f") && has!("avx512bw") && has!("avx512vbmi")) {
+            eprintln!("skipping the grouped VBMI scan: CPU lacks AVX-512 VBMI");
+            return;
+        }
+        for m in [1usize, 7, 96] {
+            let lut: Vec<f32> = (0..m * KSUB)
+                .map(|i| ((i * 61) % 113) as f32 * 0.37 - 9.0)
+                .collect();
+            let q = QuantLut::new(&lut, m);
+            let lanes = [64usize, 1, 43, 64, 17, 63, 64, 5, 32];
+            let blocks: Vec<Vec<u8>> = lanes
+                .iter()
+                .enumerate()
+                .map(|(b, &l)| {
+                    (0..m * l)
+                        .map(|i| ((i * 97 + b * 31 + 11) % 256) as u8)
+                        .collect()
+                })
+                .collect();
+            let mut buf = vec![f32::NAN; lanes.len() * BLOCK];
+            let mut g = BlockGroup::new(&q, m);
+            for (b, (codes, &l)) in blocks.iter().zip(&lanes).enumerate() {
+                g.push(codes, l, b * BLOCK, &mut buf);
+            }
+            g.flush(&mut buf);
+            for (b, (codes, &l)) in blocks.iter().zip(&lanes).enumerate() {
+                let mut want = vec![0f32; BLOCK];
+                // SAFETY: features checked above.
+                unsafe { vbmi_block(&q, m, codes, l, &mut want) };
+                let got = &buf[b * BLOCK..b * BLOCK + l];
+                assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want[..l].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "m {m} block {b} lanes {l}"
+                );
+            }
+        }
+    }
+
+    /// The table and its u8 form built in one pass equal the table built
+    /// alone and then quantised.
+    #[test]
+    fn fused_table_ranges_match_separate_quantisation() {
+        let mut state = 0x1234_5678u64;
+        let mut rnd = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipping: the u8 table needs AVX-512F on x86-64");
+            return;
+        }
+        for (dim, m) in [(384usize, 96usize), (30, 7)] {
+            let dsub = Pq::dsub_for(dim, m);
+            let pq = Pq::from_codebooks(dim, m, (0..m * KSUB * dsub).map(|_| rnd()).collect());
+            let q: Vec<f32> = (0..dim).map(|_| rnd()).collect();
+            for isa in [
+                kernels::Isa::Avx512,
+                kernels::Isa::Avx2,
+                kernels::Isa::Scalar,
+            ] {
+                let Ok(kern) = Kernels::new(isa) else {
+                    eprintln!("skipping {isa:?}: CPU lacks it");
+                    continue;
+                };
+                let mut lut = vec![0f32; m * KSUB];
+                pq.ip_lut(kern, &q, -1.0, &mut lut);
+                let want = QuantLut::new(&lut, m);
+                let mut lut2 = vec![0f32; m * KSUB];
+                let mut got = QuantLut::default();
+                pq.ip_lut_ranges(kern, &q, -1.0, &mut lut2, Some(&mut got));
+                assert_eq!(lut, lut2, "{isa:?}");
+                assert_eq!(got.q, want.q, "{isa:?}");
+                assert_eq!((got.bias, got.delta), (want.bias, want.delta), "{isa:?}");
             }
         }
     }

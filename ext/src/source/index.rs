@@ -251,20 +251,6 @@ struct RerankScratch {
     missing: Vec<i64>,
 }
 
-/// Asks the CPU to start loading the cache line at `p` (a hint: it never
-/// faults and changes no result).
-#[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch instructions do not fault on any address; SSE is
-    // part of the x86-64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// The REPLACE-check decision of one connection, valid while the schema
 /// version and the base table's name are unchanged.
 struct ReplaceGuard {
@@ -1746,35 +1732,21 @@ impl Index {
                 .searcher_with(qf, &params, scratch)
                 .map_err(|e| format!("pocketvec: query for {}: {e}", self.label()))?;
             let mut keep = |id: i64| admit.admits(id);
-            for i in 0..searcher.probe_lists().len() {
-                let l = searcher.probe_lists()[i];
-                if cached {
-                    let (_, all, _) = self
-                        .ivf
-                        .as_ref()
-                        .and_then(|ic| ic.lists.as_ref())
-                        .expect("cached");
-                    // Each list is two dependent loads away (its chunk
-                    // table, then the chunk): start both for the lists
-                    // coming next, a line each, so the misses overlap the
-                    // scan of this one.
-                    let probe = searcher.probe_lists();
-                    if let Some(&n2) = probe.get(i + 2) {
-                        prefetch_line(all[n2 as usize].as_ptr().cast());
-                    }
-                    if let Some(b) = probe.get(i + 1).and_then(|&n1| all[n1 as usize].first()) {
-                        prefetch_line(b.as_ptr());
-                        prefetch_line(b.as_ptr().wrapping_add(64));
-                    }
-                    let chunks = &all[l as usize];
-                    for b in chunks {
-                        if !b.is_empty() {
-                            searcher
-                                .scan_chunk_filtered(l, b, &mut keep)
-                                .map_err(|e| flat::corrupt(&self.names, &e.to_string()))?;
-                        }
-                    }
-                } else {
+            if cached {
+                let (_, all, _) = self
+                    .ivf
+                    .as_ref()
+                    .and_then(|ic| ic.lists.as_ref())
+                    .expect("cached");
+                // Every probed list at once: the searcher prefetches the
+                // lists coming next and scans the code blocks of several
+                // lists together.
+                searcher
+                    .scan_probed(|l| &all[l as usize][..], &mut keep)
+                    .map_err(|e| flat::corrupt(&self.names, &e.to_string()))?;
+            } else {
+                for i in 0..searcher.probe_lists().len() {
+                    let l = searcher.probe_lists()[i];
                     for (_, b) in self.read_list(l)? {
                         searcher
                             .scan_chunk_filtered(l, &b, &mut keep)

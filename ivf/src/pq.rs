@@ -40,6 +40,54 @@ pub(crate) struct Pq {
     /// [`HalfTable`].
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     cbt_h: Option<HalfTable>,
+    /// The codebooks in bytes for the table the VBMI scan quantises (x86-64,
+    /// 4-dimensional sub-spaces): see [`ByteTable`].
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    cb8: Option<ByteTable>,
+}
+
+/// The codebooks as bytes, for the lookup table of the u8 (VBMI) scan when
+/// sub-spaces have 4 dimensions (the default `m = dim/4`): codeword `c` of
+/// sub-space `j` is 4 consecutive bytes `round(cw/s_j) + 128` (s_j = the
+/// sub-space's largest magnitude / 127), so one `vpdpbusd` gives 16
+/// codewords' products with the query's sub-vector quantised to int8 the
+/// same way (the `+128` is one correction per sub-space). A quarter of the
+/// f32 bytes and one instruction per 16 entries. Each entry's error is at
+/// most `(Σ|q_d|·s_j + Σ|cw_d|·t_j + 4·s_j·t_j/2)/2` (`t_j` the query's step),
+/// of the order of the u8 step the table is then quantised to; the
+/// re-rank is exact.
+#[derive(Clone, Debug)]
+struct ByteTable {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    codes: Vec<u8>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    scales: Vec<f32>,
+}
+
+impl ByteTable {
+    fn new(codebooks: &[f32], m: usize, dsub: usize) -> Option<ByteTable> {
+        if !cfg!(target_arch = "x86_64") || dsub != 4 {
+            return None;
+        }
+        let mut codes = Vec::with_capacity(codebooks.len());
+        let mut scales = Vec::with_capacity(m);
+        for cb in codebooks.chunks_exact(KSUB * dsub).take(m) {
+            let max = cb.iter().fold(0f32, |a, v| a.max(v.abs()));
+            if !max.is_finite() {
+                return None;
+            }
+            let s = if max == 0.0 { 1.0 } else { max / 127.0 };
+            if !s.is_normal() {
+                return None;
+            }
+            codes.extend(
+                cb.iter()
+                    .map(|&v| ((v / s).round().clamp(-127.0, 127.0) as i32 + 128) as u8),
+            );
+            scales.push(s);
+        }
+        Some(ByteTable { codes, scales })
+    }
 }
 
 /// The transposed codebooks in f16, scaled by a power of two so the largest
@@ -108,6 +156,7 @@ impl Pq {
             dim,
             m,
             dsub,
+            cb8: ByteTable::new(&codebooks, m, dsub),
             codebooks,
             cbt_h: HalfTable::new(&cbt),
             cbt,
@@ -151,6 +200,7 @@ impl Pq {
             cbt: Vec::new(),
             cnorm: Vec::new(),
             cbt_h: None,
+            cb8: None,
         };
         let train_one = |j: usize| -> Result<Vec<f32>, Error> {
             let mut sub = vec![0f32; n * dsub];
@@ -247,7 +297,9 @@ impl Pq {
     /// [`Pq::ip_lut`], and with `ranges` the table then quantised to u8
     /// into it. On the AVX-512 path each row's minimum and maximum are
     /// taken while the row is still in registers, so the quantisation
-    /// reads the table once instead of twice.
+    /// reads the table once instead of twice; with VNNI and 4-dimensional
+    /// sub-spaces the quantised table is built from the byte codebooks
+    /// ([`ByteTable`]).
     pub(crate) fn ip_lut_ranges(
         &self,
         kern: Kernels,
@@ -256,6 +308,56 @@ impl Pq {
         lut: &mut [f32],
         ranges: Option<&mut QuantLut>,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(b), true) = (&self.cb8, ranges.is_some()) {
+            use std::arch::is_x86_feature_detected as has;
+            if kern.isa() == kernels::Isa::Avx512 && has!("avx512f") && has!("avx512vnni") {
+                assert!(lut.len() >= self.m * KSUB && b.codes.len() == self.m * KSUB * 4);
+                let out = ranges.expect("checked above");
+                let mut mins = std::mem::take(&mut out.mins);
+                mins.clear();
+                let mut range = 0f32;
+                let mut qs = [0f32; 4];
+                for j in 0..self.m {
+                    self.sub(q, j, &mut qs);
+                    let amax = qs.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    let t = amax / 127.0;
+                    let mut q8 = [0i8; 4];
+                    if t.is_normal() {
+                        let inv = 127.0 / amax;
+                        for (o, &v) in q8.iter_mut().zip(&qs) {
+                            // Round half away from zero with a truncating
+                            // cast (no libm call): |v·inv| ≤ 127.
+                            let r = ((v * inv).abs() + 0.5).min(127.0) as i8;
+                            *o = if v < 0.0 { -r } else { r };
+                        }
+                    }
+                    let corr = 128 * q8.iter().map(|&v| i32::from(v)).sum::<i32>();
+                    let f = if t.is_normal() {
+                        coef * b.scales[j] * t
+                    } else {
+                        0.0
+                    };
+                    // SAFETY: AVX-512F and VNNI detected; the codebook row
+                    // is KSUB·4 bytes, the output row KSUB values.
+                    let (lo, hi) = unsafe {
+                        ip_lut_row_i8_avx512(
+                            &b.codes[j * KSUB * 4..(j + 1) * KSUB * 4],
+                            q8,
+                            corr,
+                            f,
+                            &mut lut[j * KSUB..(j + 1) * KSUB],
+                        )
+                    };
+                    mins.push(lo);
+                    range = range.max(hi - lo);
+                }
+                out.mins = mins;
+                // SAFETY: AVX-512F detected above.
+                unsafe { quantize_lut_rows_avx512(lut, self.m, range, out) };
+                return;
+            }
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(h) = &self.cbt_h {
             if kern.isa() == kernels::Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
@@ -306,6 +408,40 @@ impl Pq {
             out.fill(lut, self.m);
         }
     }
+}
+
+/// One sub-space's row of the lookup table from the byte codebooks
+/// ([`ByteTable`]): `out[c] = f · (Σ_d cw8[c][d]·q8[d] − corr)`, 16
+/// codewords per `vpdpbusd` (exact integer sums); returns the row's
+/// minimum and maximum.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn ip_lut_row_i8_avx512(
+    cw: &[u8],
+    q8: [i8; 4],
+    corr: i32,
+    f: f32,
+    out: &mut [f32],
+) -> (f32, f32) {
+    use std::arch::x86_64::*;
+    assert!(cw.len() == KSUB * 4 && out.len() == KSUB);
+    let qb = _mm512_set1_epi32(i32::from_le_bytes(q8.map(|v| v as u8)));
+    let corr = _mm512_set1_epi32(corr);
+    let fv = _mm512_set1_ps(f);
+    let mut lo = _mm512_set1_ps(f32::INFINITY);
+    let mut hi = _mm512_set1_ps(f32::NEG_INFINITY);
+    for c in 0..KSUB / 16 {
+        // SAFETY: c·64 + 64 <= cw.len() and c·16 + 16 <= out.len().
+        unsafe {
+            let a = _mm512_loadu_si512(cw.as_ptr().add(c * 64) as *const __m512i);
+            let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, qb);
+            let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, corr)), fv);
+            lo = _mm512_min_ps(lo, v);
+            hi = _mm512_max_ps(hi, v);
+            _mm512_storeu_ps(out.as_mut_ptr().add(c * 16), v);
+        }
+    }
+    (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
 }
 
 /// One sub-space's row of the lookup table: `out[c] = Σ_d w[d] · t[d][c]`
@@ -1212,13 +1348,90 @@ mod tests {
                 };
                 let mut lut = vec![0f32; m * KSUB];
                 pq.ip_lut(kern, &q, -1.0, &mut lut);
-                let want = QuantLut::new(&lut, m);
                 let mut lut2 = vec![0f32; m * KSUB];
                 let mut got = QuantLut::default();
                 pq.ip_lut_ranges(kern, &q, -1.0, &mut lut2, Some(&mut got));
-                assert_eq!(lut, lut2, "{isa:?}");
+                // The byte codebooks (AVX-512 VNNI, 4-dimensional
+                // sub-spaces) give another f32 table: checked against f64
+                // in `byte_codebook_table_is_within_its_bound`.
+                let bytes = lut != lut2;
+                #[cfg(target_arch = "x86_64")]
+                assert_eq!(
+                    bytes,
+                    isa == kernels::Isa::Avx512
+                        && dsub == 4
+                        && std::arch::is_x86_feature_detected!("avx512vnni"),
+                    "{isa:?} dim {dim}"
+                );
+                #[cfg(not(target_arch = "x86_64"))]
+                assert!(!bytes);
+                let want = QuantLut::new(&lut2, m);
                 assert_eq!(got.q, want.q, "{isa:?}");
                 assert_eq!((got.bias, got.delta), (want.bias, want.delta), "{isa:?}");
+            }
+        }
+    }
+
+    /// The table from the byte codebooks, against an f64 reference from
+    /// the f32 codebooks, within the bound of the two roundings (codeword
+    /// step `s_j`, query step `t_j`), at data scales far apart.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn byte_codebook_table_is_within_its_bound() {
+        use std::arch::is_x86_feature_detected as has;
+        let Ok(kern) = Kernels::new(kernels::Isa::Avx512) else {
+            eprintln!("skipping the byte-codebook table: CPU lacks AVX-512");
+            return;
+        };
+        if !has!("avx512vnni") {
+            eprintln!("skipping the byte-codebook table: CPU lacks AVX-512 VNNI");
+            return;
+        }
+        let mut state = 0xfeed_beefu64;
+        let mut rnd = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        for (dim, m) in [(384usize, 96usize), (30, 8), (8, 2)] {
+            for scale in [1e-9f32, 1.0, 1e6] {
+                let books: Vec<f32> = (0..m * KSUB * 4).map(|_| rnd() * scale).collect();
+                let pq = Pq::from_codebooks(dim, m, books.clone());
+                let b = pq.cb8.as_ref().expect("dsub 4 has byte codebooks");
+                // A query with a zero sub-vector (dim 30: the padded tail).
+                let mut q: Vec<f32> = (0..dim).map(|_| rnd() * 3.0).collect();
+                q[..4].fill(0.0);
+                let coef = -2.0f32;
+                let mut lut = vec![0f32; m * KSUB];
+                let mut ql = QuantLut::default();
+                pq.ip_lut_ranges(kern, &q, coef, &mut lut, Some(&mut ql));
+                for j in 0..m {
+                    let qj: Vec<f64> = (0..4)
+                        .map(|d| q.get(j * 4 + d).copied().unwrap_or(0.0) as f64)
+                        .collect();
+                    let t = qj.iter().fold(0f64, |a, v| a.max(v.abs())) / 127.0;
+                    let s = b.scales[j] as f64;
+                    for c in 0..KSUB {
+                        let cw = &books[(j * KSUB + c) * 4..(j * KSUB + c + 1) * 4];
+                        let want: f64 = (0..4).map(|d| coef as f64 * qj[d] * cw[d] as f64).sum();
+                        let bound = coef.abs() as f64
+                            * (0..4)
+                                .map(|d| {
+                                    qj[d].abs() * s / 2.0
+                                        + (cw[d] as f64).abs() * t / 2.0
+                                        + s * t / 4.0
+                                })
+                                .sum::<f64>()
+                            * 1.001
+                            + 1e-6 * want.abs();
+                        let got = lut[j * KSUB + c] as f64;
+                        assert!(
+                            (got - want).abs() <= bound,
+                            "dim {dim} x{scale}: lut[{j}][{c}] {got} vs {want} (bound {bound})"
+                        );
+                    }
+                }
             }
         }
     }

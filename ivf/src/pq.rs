@@ -535,7 +535,7 @@ fn quantize_lut_rows_avx512(lut: &[f32], m: usize, range: f32, out: &mut QuantLu
     use std::arch::x86_64::*;
     assert!(lut.len() >= m * KSUB && out.mins.len() == m);
     let delta = if range > 0.0 && range.is_finite() {
-        range / 255.0
+        range / QLEVELS as f32
     } else {
         1.0
     };
@@ -543,7 +543,7 @@ fn quantize_lut_rows_avx512(lut: &[f32], m: usize, range: f32, out: &mut QuantLu
     out.q.resize(m * KSUB, 0);
     let inv = _mm512_set1_ps(1.0 / delta);
     let half = _mm512_set1_ps(0.5);
-    let top = _mm512_set1_ps(255.0);
+    let top = _mm512_set1_ps(QLEVELS as f32);
     for ((t, o), &lo) in lut
         .chunks_exact(KSUB)
         .zip(out.q.chunks_exact_mut(KSUB))
@@ -554,7 +554,8 @@ fn quantize_lut_rows_avx512(lut: &[f32], m: usize, range: f32, out: &mut QuantLu
             // SAFETY: i*16+16 <= KSUB for both the table row and the output.
             unsafe {
                 let v = _mm512_loadu_ps(t.as_ptr().add(i * 16));
-                // (v - lo) * inv + 0.5, in [0.5, 255.5]; clamp, truncate = round.
+                // (v - lo) * inv + 0.5, in [0.5, QLEVELS + 0.5]; clamp,
+                // truncate = round.
                 let x = _mm512_min_ps(_mm512_fmadd_ps(_mm512_sub_ps(v, lo), inv, half), top);
                 let b = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(x));
                 _mm_storeu_si128(o.as_mut_ptr().add(i * 16) as *mut __m128i, b);
@@ -648,11 +649,17 @@ impl AdcPath {
     }
 }
 
-/// A lookup table quantised to u8 for the VBMI scan:
-/// `lut[j][c] ≈ bias_j + delta · q[j][c]`, so a code's sum is
-/// `bias + delta · Σ_j q[j][c_j]` with `bias = Σ_j bias_j`. The u16 sums
-/// are exact (saturating beyond 257 sub-spaces); the error per entry is at
-/// most `delta/2`, and candidates are re-ranked exactly.
+/// Levels of the quantised lookup table: entries are `0..=QLEVELS`, so the
+/// grouped VBMI scan adds two sub-spaces' bytes before widening them.
+/// (7 bits instead of 8 measured the same recall@10 on the real data at
+/// every nprobe: 0.9507 vs 0.9508 at nprobe 56 over 1,000 queries.)
+pub(crate) const QLEVELS: u32 = 127;
+
+/// A lookup table quantised to bytes for the VBMI (and NEON) scan:
+/// `lut[j][c] ≈ bias_j + delta · q[j][c]` with `q` in `0..=QLEVELS`, so a
+/// code's sum is `bias + delta · Σ_j q[j][c_j]` with `bias = Σ_j bias_j`.
+/// The u16 sums are exact (saturating beyond 516 sub-spaces); the error
+/// per entry is at most `delta/2`, and candidates are re-ranked exactly.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct QuantLut {
     pub(crate) q: Vec<u8>,
@@ -688,7 +695,7 @@ impl QuantLut {
             range = range.max(hi - lo);
         }
         let delta = if range > 0.0 && range.is_finite() {
-            range / 255.0
+            range / QLEVELS as f32
         } else {
             1.0
         };
@@ -700,7 +707,7 @@ impl QuantLut {
             .zip(&self.mins)
         {
             for (dst, &v) in o.iter_mut().zip(t) {
-                *dst = ((v - lo) * inv + 0.5).min(255.0) as u8;
+                *dst = ((v - lo) * inv + 0.5).min(QLEVELS as f32) as u8;
             }
         }
         self.bias = self.mins.iter().sum();
@@ -1041,9 +1048,12 @@ unsafe fn vbmi_group<const G: usize>(
     let mut ev = [_mm512_setzero_si512(); G];
     let mut od = [_mm512_setzero_si512(); G];
     let tp = q.q.as_ptr();
-    for j in 0..m {
-        // SAFETY: the four 64-byte loads are inside table j (256 bytes of
-        // q.q, asserted); block g's masked load reads bytes
+    // Table entries are at most [`QLEVELS`] = 127, so two sub-spaces' bytes
+    // add without overflow and are widened once per pair.
+    const _: () = assert!(2 * QLEVELS <= 255);
+    let look = |j: usize, v: &mut [__m512i; G]| {
+        // SAFETY: j < m: the four 64-byte loads are inside table j (256
+        // bytes of q.q, asserted); block g's masked load reads bytes
         // j·lanes .. j·lanes + lanes of its codes (asserted length).
         unsafe {
             let t = tp.add(j * KSUB);
@@ -1055,11 +1065,23 @@ unsafe fn vbmi_group<const G: usize>(
                 let idx = _mm512_maskz_loadu_epi8(mask[g], ptr[g].add(j * stride[g]) as *const i8);
                 let a = _mm512_permutex2var_epi8(t0, idx, t1);
                 let b = _mm512_permutex2var_epi8(t2, idx, t3);
-                let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
-                ev[g] = _mm512_adds_epu16(ev[g], _mm512_and_si512(v, low));
-                od[g] = _mm512_adds_epu16(od[g], _mm512_srli_epi16::<8>(v));
+                let x = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), a, b);
+                v[g] = _mm512_add_epi8(v[g], x);
             }
         }
+    };
+    let mut j = 0;
+    while j < m {
+        let mut v = [_mm512_setzero_si512(); G];
+        look(j, &mut v);
+        if j + 1 < m {
+            look(j + 1, &mut v);
+        }
+        for g in 0..G {
+            ev[g] = _mm512_adds_epu16(ev[g], _mm512_and_si512(v[g], low));
+            od[g] = _mm512_adds_epu16(od[g], _mm512_srli_epi16::<8>(v[g]));
+        }
+        j += 2;
     }
     // u16 lane e of the even accumulator is code 2e, of the odd one
     // 2e + 1: widen each half to f32, scale, and interleave the two.

@@ -317,9 +317,11 @@ impl Pq {
                 let mut mins = std::mem::take(&mut out.mins);
                 mins.clear();
                 let mut range = 0f32;
-                let mut qs = [0f32; 4];
                 for j in 0..self.m {
-                    self.sub(q, j, &mut qs);
+                    // The sub-vector (zero-padded), read without a
+                    // variable-length copy (a memcpy call per sub-space).
+                    let qs: [f32; 4] =
+                        std::array::from_fn(|d| q.get(j * 4 + d).copied().unwrap_or(0.0));
                     let amax = qs.iter().fold(0f32, |a, v| a.max(v.abs()));
                     let t = amax / 127.0;
                     let mut q8 = [0i8; 4];

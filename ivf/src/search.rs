@@ -460,7 +460,14 @@ impl<'m> Searcher<'m> {
             }
             return Ok(());
         }
-        for &l in probe {
+        for (i, &l) in probe.iter().enumerate() {
+            // As above: chunk tables four lists ahead, first lines two ahead.
+            if let Some(&n4) = probe.get(i + 4) {
+                crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
+            }
+            if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
+                crate::pq::prefetch(b.as_ref());
+            }
             for b in chunks_of(l) {
                 let b = b.as_ref();
                 if !b.is_empty() {

@@ -12,8 +12,10 @@
 //!
 //! The ADC scan works on blocks of [`BLOCK`] = 64 codes stored
 //! sub-space-major (`block[j*BLOCK + lane]`). With AVX-512 VBMI the table
-//! is quantised to u8 and 64 entries are looked up by two `vpermi2b`;
-//! otherwise AVX-512 / AVX2 gathers fetch 16 / 8 f32 entries at once.
+//! is quantised to bytes (`0..=QLEVELS`, 7 bits) and 64 entries are looked
+//! up by two `vpermi2b`, the blocks of several lists at a time
+//! (`BlockGroup`); otherwise AVX-512 / AVX2 gathers fetch 16 / 8 f32
+//! entries at once.
 
 use crate::error::Error;
 use crate::kmeans::{assign_small, kmeans, transpose, use_avx512, Assign, KMeansConfig};

@@ -364,9 +364,9 @@ impl<'m> Searcher<'m> {
     /// Scan every probed list: `chunks_of(list)` gives the list's stored
     /// chunks (empty ones are skipped), `keep` filters ids as in
     /// [`Searcher::scan_chunk_filtered`]. Same candidates as scanning the
-    /// chunks one by one in probe order; with the u8 lookup table (AVX-512
-    /// VBMI) the code blocks of several lists share each sub-space's table
-    /// loads (see `pq::vbmi_blocks`).
+    /// chunks one by one in probe order; with the quantised lookup table
+    /// (AVX-512 VBMI) the code blocks of several lists share each
+    /// sub-space's table loads (see `pq::BlockGroup`).
     pub fn scan_probed<'c, C: AsRef<[u8]> + 'c>(
         &mut self,
         chunks_of: impl Fn(u32) -> &'c [C],
@@ -539,9 +539,9 @@ impl<'m> Searcher<'m> {
 
 /// Offer a scanned chunk's approximate distances to the candidates: until
 /// the candidates are full everything is admitted, then only entries nearer
-/// than the k-th so far (NaN never is).
-/// Once full, 16 distances at a time are compared with the threshold into
-/// a bit mask (a vector compare), and only the set bits are visited.
+/// than the k-th so far (NaN never is). Once full, 16 distances at a time
+/// are compared with the threshold into a bit mask (a vector compare), and
+/// only the set bits are visited.
 #[inline]
 fn admit(top: &mut Cands, c: &ListChunkRef<'_>, dists: &[f32], keep: &mut dyn FnMut(i64) -> bool) {
     let mut i = 0;

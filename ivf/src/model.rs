@@ -289,6 +289,7 @@ pub(crate) struct Probe {
 /// offset back out. Integer sums, so the scores equal the row-by-row
 /// `distances_i8` ones exactly (tested).
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct ProbePanels {
     bytes: Vec<i8>,
     /// `128 · Σ_d c_d` per centroid, padded to whole panels.

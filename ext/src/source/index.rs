@@ -1798,7 +1798,18 @@ impl Index {
                             }
                             rr.slots.push(at);
                         }
+                        // Then the rest of each row, three candidates
+                        // ahead of the one being scored (~2 us less per
+                        // query than leaving it to the hardware prefetcher,
+                        // alternating runs on the real data).
+                        const AHEAD: usize = 3;
                         for (i, &id) in ids.iter().enumerate() {
+                            if let Some(Some(ahead)) = rr.slots.get(i + AHEAD) {
+                                let row = r.row(*ahead);
+                                for o in (256..row.len()).step_by(64) {
+                                    prefetch_line(row.as_ptr().wrapping_add(o));
+                                }
+                            }
                             match rr.slots[i] {
                                 Some(at) => {
                                     score_block(

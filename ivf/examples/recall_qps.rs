@@ -279,19 +279,17 @@ fn main() {
             if a.phases {
                 // Same searches, driven step by step, to split the time.
                 let (mut t_start, mut t_scan, mut t_fin, mut scanned) = (0f64, 0f64, 0f64, 0usize);
+                let mut scratch = ivf::SearchScratch::default();
                 for q in queries.chunks_exact(dim) {
                     let t = Instant::now();
-                    let mut s = model.searcher(q, &sp).unwrap();
+                    let mut s = model.searcher_with(q, &sp, scratch).unwrap();
                     let t1 = Instant::now();
-                    for l in s.probe_lists().to_vec() {
-                        for b in idx.chunks(l) {
-                            s.scan_chunk(l, b).unwrap();
-                        }
-                    }
+                    s.scan_probed(|l| idx.chunks(l), &mut |_| true).unwrap();
                     scanned += s.scanned();
                     let t2 = Instant::now();
-                    let r = s
-                        .finish_rerank(|ids: &[i64], out: &mut [Option<f32>]| {
+                    let mut r = Vec::new();
+                    s.finish_rerank_into(
+                        |ids: &[i64], out: &mut [Option<f32>]| {
                             for (id, o) in ids.iter().zip(out.iter_mut()) {
                                 let i = *id as usize;
                                 *o = kern
@@ -299,8 +297,11 @@ fn main() {
                                     .ok();
                             }
                             Ok::<(), ivf::Error>(())
-                        })
-                        .unwrap();
+                        },
+                        &mut r,
+                    )
+                    .unwrap();
+                    scratch = s.into_scratch();
                     std::hint::black_box(r);
                     t_start += (t1 - t).as_secs_f64();
                     t_scan += (t2 - t1).as_secs_f64();

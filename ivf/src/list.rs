@@ -91,6 +91,12 @@ const W: &str = "list chunk";
 impl<'a> ListChunkRef<'a> {
     /// Validate and split `bytes`; the layout must equal the model's.
     pub fn parse(bytes: &'a [u8], layout: CodeLayout) -> Result<ListChunkRef<'a>, Error> {
+        // The scan parses every probed chunk: a well-formed one is split
+        // with a few fixed-offset reads; anything else takes the checked
+        // path below, which names the problem.
+        if let Some(c) = Self::parse_fast(bytes, layout) {
+            return Ok(c);
+        }
         let mut r = Reader::new(W, bytes);
         if r.take(4)? != CHUNK_MAGIC {
             return Err(corrupt(W, "bad magic (not a pocketvec list chunk)"));
@@ -136,6 +142,39 @@ impl<'a> ListChunkRef<'a> {
         let codes = r.take(layout.codes_len(n))?;
         let aux = r.take(4 * layout.aux * n)?;
         Ok(ListChunkRef {
+            layout,
+            n,
+            ids,
+            codes,
+            aux,
+        })
+    }
+    /// [`ListChunkRef::parse`] of a well-formed chunk (`None` otherwise):
+    /// the same checks, without building an error.
+    #[inline]
+    fn parse_fast(bytes: &'a [u8], layout: CodeLayout) -> Option<ListChunkRef<'a>> {
+        let h = bytes.get(..CHUNK_HEADER)?;
+        let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]) as usize;
+        if h[..4] != CHUNK_MAGIC
+            || u16::from_le_bytes([h[4], h[5]]) != CHUNK_VERSION
+            || h[6] != layout.kind.to_u8()
+            || u32_at(12) != layout.code_bytes
+            || u32_at(16) != layout.aux
+        {
+            return None;
+        }
+        let n = u32_at(8);
+        if n > MAX_CHUNK_ROWS {
+            return None;
+        }
+        let want = (CHUNK_HEADER as u64)
+            + n as u64 * (8 + layout.code_bytes as u64 + 4 * layout.aux as u64);
+        if bytes.len() as u64 != want {
+            return None;
+        }
+        let (ids, rest) = bytes[CHUNK_HEADER..].split_at(8 * n);
+        let (codes, aux) = rest.split_at(layout.codes_len(n));
+        Some(ListChunkRef {
             layout,
             n,
             ids,

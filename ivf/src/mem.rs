@@ -131,12 +131,7 @@ impl MemIndex {
         exact: impl FnMut(&[i64], &mut [Option<f32>]) -> Result<(), E>,
     ) -> Result<Vec<(i64, f32)>, E> {
         let mut s = self.model.searcher(query, params)?;
-        let probe = s.probe_lists().to_vec();
-        for list in probe {
-            for b in &self.lists[list as usize] {
-                s.scan_chunk(list, b)?;
-            }
-        }
+        s.scan_probed(|l| &self.lists[l as usize][..], &mut |_| true)?;
         if params.rerank == 0 {
             Ok(s.finish())
         } else {

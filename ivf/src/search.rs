@@ -53,9 +53,9 @@ impl SearchParams {
     }
 }
 
-/// Default exact re-rank depth: `max(4k, 40)` (see ARCHITECTURE.md (ivf section)).
+/// Default exact re-rank depth: `max(3k, 32)` (see ARCHITECTURE.md (ivf section)).
 pub fn default_rerank(k: usize) -> usize {
-    (k * 4).max(40)
+    (k * 3).max(32)
 }
 
 /// The `nprobe` smallest entries of `scores`, ascending (ties: lower index).
@@ -117,7 +117,7 @@ pub struct SearchScratch {
     buf: Vec<f32>,
     tail: Vec<u8>,
     /// Candidates by approximate distance (ties by id), then the re-ranked hits.
-    top: kernels::TopK,
+    top: Cands,
     cands: Vec<(i64, f32)>,
     ids: Vec<i64>,
     exact: Vec<Option<f32>>,
@@ -190,11 +190,14 @@ impl IvfModel {
                 self.pq
                     .as_ref()
                     .expect("PQ model has codebooks")
-                    .ip_lut(self.kern, &s.qn, coef, &mut s.lut);
-                if adc.quantised() {
-                    s.qlut.fill(&s.lut, self.params.pq_m);
-                    quantised = true;
-                }
+                    .ip_lut_ranges(
+                        self.kern,
+                        &s.qn,
+                        coef,
+                        &mut s.lut,
+                        adc.quantised().then_some(&mut s.qlut),
+                    );
+                quantised = adc.quantised();
             }
             QuantizerKind::Int8 => {
                 s.q8.resize(self.dim(), 0);
@@ -204,7 +207,7 @@ impl IvfModel {
             }
             QuantizerKind::None => {}
         }
-        s.top.reset(keep)?;
+        s.top.reset(keep);
         Ok(Searcher {
             model: self,
             metric,
@@ -354,15 +357,122 @@ impl<'m> Searcher<'m> {
                 )?;
             }
         }
-        // Until the heap is full everything is admitted; then only entries
-        // nearer than the current k-th (NaN never is).
-        let mut thr = s.top.threshold();
-        for (i, &d) in s.buf[..n].iter().enumerate() {
-            if thr.is_none_or(|t| d < t) {
-                let id = c.id(i);
-                if keep(id) {
-                    s.top.push(id, d);
-                    thr = s.top.threshold();
+        admit(&mut s.top, c, &s.buf[..n], keep);
+        Ok(())
+    }
+
+    /// Scan every probed list: `chunks_of(list)` gives the list's stored
+    /// chunks (empty ones are skipped), `keep` filters ids as in
+    /// [`Searcher::scan_chunk_filtered`]. Same candidates as scanning the
+    /// chunks one by one in probe order; with the quantised lookup table
+    /// (AVX-512 VBMI) the code blocks of several lists share each
+    /// sub-space's table loads (see `pq::BlockGroup`).
+    pub fn scan_probed<'c, C: AsRef<[u8]> + 'c>(
+        &mut self,
+        chunks_of: impl Fn(u32) -> &'c [C],
+        keep: &mut dyn FnMut(i64) -> bool,
+    ) -> Result<(), Error> {
+        let probe = std::mem::take(&mut self.s.probe);
+        let r = self.scan_probed_impl(&probe, chunks_of, keep);
+        self.s.probe = probe;
+        r
+    }
+
+    fn scan_probed_impl<'c, C: AsRef<[u8]> + 'c>(
+        &mut self,
+        probe: &[u32],
+        chunks_of: impl Fn(u32) -> &'c [C],
+        keep: &mut dyn FnMut(i64) -> bool,
+    ) -> Result<(), Error> {
+        let layout = self.model.code_layout();
+        let lists = self.s.base.len();
+        if let Some(&l) = probe.iter().find(|&&l| l as usize >= lists) {
+            return Err(invalid(
+                "list",
+                format!("{l} out of range (model has {lists} lists)"),
+            ));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.kind == QuantizerKind::Pq && self.quantised && self.adc == AdcPath::Vbmi {
+            let m = self.model.params.pq_m;
+            // Pass 1: every block of every probed chunk, GROUP at a time,
+            // into s.buf (64 values per block, chunk after chunk).
+            let s = &mut self.s;
+            let mut group = crate::pq::BlockGroup::new(&s.qlut, m);
+            let mut at = 0usize;
+            for (i, &l) in probe.iter().enumerate() {
+                // A list's codes are two dependent loads away (its chunk
+                // table, then the chunk): request the table four lists
+                // ahead and the first chunk's lines two ahead, so the
+                // misses overlap the scan.
+                if let Some(&n4) = probe.get(i + 4) {
+                    crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
+                }
+                if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
+                    crate::pq::prefetch(b.as_ref());
+                }
+                for b in chunks_of(l) {
+                    let b = b.as_ref();
+                    if b.is_empty() {
+                        continue;
+                    }
+                    let c = ListChunkRef::parse(b, layout)?;
+                    let n = c.len();
+                    let codes = c.code_region();
+                    if s.buf.len() < at + n.div_ceil(BLOCK) * BLOCK {
+                        s.buf.resize(at + n.div_ceil(BLOCK) * BLOCK, 0.0);
+                    }
+                    for blk in 0..n.div_ceil(BLOCK) {
+                        let lanes = (n - blk * BLOCK).min(BLOCK);
+                        let bytes = &codes[blk * BLOCK * m..blk * BLOCK * m + lanes * m];
+                        group.push(bytes, lanes, at, &mut s.buf);
+                        at += BLOCK;
+                    }
+                }
+            }
+            group.flush(&mut s.buf);
+            // Pass 2: side values, base terms and the candidates, in probe
+            // order.
+            let mut at = 0usize;
+            for &l in probe {
+                let base = s.base[l as usize];
+                for b in chunks_of(l) {
+                    let b = b.as_ref();
+                    if b.is_empty() {
+                        continue;
+                    }
+                    let c = ListChunkRef::parse(b, layout)?;
+                    let n = c.len();
+                    self.scanned += n;
+                    let out = &mut s.buf[at..at + n];
+                    if c.layout().aux == 1 {
+                        for (i, d) in out.iter_mut().enumerate() {
+                            *d += base + c.aux(i, 0);
+                        }
+                    } else {
+                        for d in out.iter_mut() {
+                            *d += base;
+                        }
+                    }
+                    admit(&mut s.top, &c, out, keep);
+                    at += n.div_ceil(BLOCK) * BLOCK;
+                }
+            }
+            return Ok(());
+        }
+        for (i, &l) in probe.iter().enumerate() {
+            // As above: chunk tables four lists ahead, first lines two ahead.
+            if let Some(&n4) = probe.get(i + 4) {
+                crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
+            }
+            if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
+                crate::pq::prefetch(b.as_ref());
+            }
+            for b in chunks_of(l) {
+                let b = b.as_ref();
+                if !b.is_empty() {
+                    let c = ListChunkRef::parse(b, layout)?;
+                    self.scan_impl(l, &c, keep)?;
                 }
             }
         }
@@ -427,6 +537,113 @@ impl<'m> Searcher<'m> {
     }
 }
 
+/// Offer a scanned chunk's approximate distances to the candidates: until
+/// the candidates are full everything is admitted, then only entries nearer
+/// than the k-th so far (NaN never is). Once full, 16 distances at a time
+/// are compared with the threshold into a bit mask (a vector compare), and
+/// only the set bits are visited.
+#[inline]
+fn admit(top: &mut Cands, c: &ListChunkRef<'_>, dists: &[f32], keep: &mut dyn FnMut(i64) -> bool) {
+    let mut i = 0;
+    while i < dists.len() && !top.full {
+        let d = dists[i];
+        let id = c.id(i);
+        if keep(id) {
+            top.push(id, d);
+        }
+        i += 1;
+    }
+    while i < dists.len() {
+        let part = &dists[i..dists.len().min(i + 16)];
+        let thr = top.thr;
+        let mut mask = 0u32;
+        for (j, &d) in part.iter().enumerate() {
+            mask |= u32::from(d < thr) << j;
+        }
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            // The threshold may have dropped since the mask was taken.
+            let d = part[j];
+            if top.admits(d) {
+                let id = c.id(i + j);
+                if keep(id) {
+                    top.push(id, d);
+                }
+            }
+        }
+        i += part.len();
+    }
+}
+
+/// The best `keep` candidates by approximate distance, ties by id: entries
+/// nearer than the k-th of the last compaction are appended, and the
+/// buffer is cut back to the best `keep` (a selection, linear time) when
+/// it reaches twice that. Cheaper per admitted entry than a binary heap,
+/// and it ends with the same set (up to equal distances at the cut).
+#[derive(Debug, Default)]
+struct Cands {
+    keep: usize,
+    /// `(distance order key, id, distance)`.
+    v: Vec<(u32, i64, f32)>,
+    /// Admit only `d < thr` once `full`.
+    thr: f32,
+    full: bool,
+}
+
+/// `f32::total_cmp`'s order as an unsigned integer, `-0.0` as `+0.0`.
+#[inline]
+fn order_key(d: f32) -> u32 {
+    let b = (if d == 0.0 { 0.0 } else { d }).to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+impl Cands {
+    fn reset(&mut self, keep: usize) {
+        self.keep = keep.max(1);
+        self.v.clear();
+        self.thr = f32::INFINITY;
+        self.full = false;
+    }
+    #[inline]
+    fn admits(&self, d: f32) -> bool {
+        !self.full || d < self.thr
+    }
+    #[inline]
+    fn push(&mut self, id: i64, d: f32) {
+        self.v.push((order_key(d), id, d));
+        // The first `keep` set the threshold; then every `keep` more.
+        if self.v.len() >= 2 * self.keep || !self.full && self.v.len() == self.keep {
+            self.compact();
+        }
+    }
+    fn compact(&mut self) {
+        let k = self.keep;
+        if self.v.len() >= k {
+            self.v
+                .select_nth_unstable_by(k - 1, |a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            self.v.truncate(k);
+            self.full = true;
+            self.thr = self.v[k - 1].2;
+        }
+    }
+    fn len(&self) -> usize {
+        self.v.len().min(self.keep)
+    }
+    /// The kept candidates, nearest first (ties by id), into `out`.
+    fn drain_sorted_into(&mut self, out: &mut Vec<(i64, f32)>) {
+        self.compact();
+        self.v.sort_unstable_by_key(|a| (a.0, a.1));
+        out.clear();
+        out.extend(self.v.iter().map(|&(_, id, d)| (id, d)));
+        self.v.clear();
+    }
+}
+
 /// Convert an approximate score to the metric's distance (PQ/int8 L2
 /// scores are squared).
 fn finalize(metric: Metric, kind: QuantizerKind, d: f32) -> f32 {
@@ -445,6 +662,50 @@ fn dedup_ids(v: &mut Vec<(i64, f32)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compacting candidate buffer keeps the best `keep` entries by
+    /// (distance, id) like a full sort, for distinct and for tied
+    /// distances, pushed in any order through its admission test.
+    #[test]
+    fn candidates_match_a_full_sort() {
+        let mut state = 3u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        };
+        let mut c = Cands::default();
+        for keep in [1usize, 2, 10, 40, 100] {
+            for (n, levels) in [(0usize, 0u64), (5, 1_000_000), (500, 1_000_000), (3000, 7)] {
+                let entries: Vec<(i64, f32)> = (0..n)
+                    .map(|i| {
+                        let d = (next() % levels.max(1)) as f32 * 0.25 - 3.0;
+                        (i as i64 * 7 % 10_007, if i % 97 == 3 { -0.0 } else { d })
+                    })
+                    .collect();
+                c.reset(keep);
+                for &(id, d) in &entries {
+                    if c.admits(d) {
+                        c.push(id, d);
+                    }
+                }
+                let mut want = entries.clone();
+                want.sort_by(|a, b| (a.1 + 0.0).total_cmp(&(b.1 + 0.0)).then(a.0.cmp(&b.0)));
+                // Without a tie at the cut the kept entries are unique.
+                let unique = want.len() <= keep || want[keep - 1].1 != want[keep].1;
+                want.truncate(keep);
+                assert_eq!(c.len(), want.len());
+                let mut got = Vec::new();
+                c.drain_sorted_into(&mut got);
+                let ds = |v: &[(i64, f32)]| v.iter().map(|x| x.1 + 0.0).collect::<Vec<_>>();
+                assert_eq!(ds(&got), ds(&want), "keep {keep} n {n}");
+                if unique {
+                    assert_eq!(got, want, "keep {keep} n {n}");
+                }
+            }
+        }
+    }
 
     /// The integer-key selection orders like `total_cmp` with ties by
     /// index: negatives, ±0, infinities, NaN and many equal scores.

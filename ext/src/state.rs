@@ -28,6 +28,9 @@ pub struct TableStats {
     /// Whether the last query had to read a pending change log without
     /// applying it (read-only database).
     pub last_overlay: AtomicUsize,
+    /// Sweeps of the base table for REPLACE leftovers (trained IVF tables)
+    /// this connection ran.
+    pub sweeps: AtomicU64,
 }
 
 #[derive(Default)]

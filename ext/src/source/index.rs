@@ -246,6 +246,10 @@ pub struct Index {
     /// Whether the last apply got past its first write (its failure may
     /// have left undone changes in the caches).
     apply_wrote: bool,
+    /// The schema version of a sweep that found no leftovers (or logged
+    /// them), to be recorded in `X_info` by this connection's next apply,
+    /// so other connections skip the sweep.
+    sweep_clean: Option<i64>,
 }
 
 /// Re-rank bookkeeping: the candidates the RAM copy lacks (read from the
@@ -320,6 +324,7 @@ impl Index {
             schema_stmt: None,
             guard: None,
             apply_wrote: false,
+            sweep_clean: None,
             ivf_scratch: None,
             ivf_rerank: RerankScratch::default(),
             ivf_hits: Vec::new(),
@@ -660,10 +665,21 @@ impl Index {
         }
         // SAFETY: db is the connection owning this table.
         let unique = unsafe { unique_index(self.db, &self.names.schema, self.base.table()) }?;
+        // A sweep that found the stored rows clean at this schema version
+        // (recorded by a write, below) still holds: leftovers need a UNIQUE
+        // index, and creating one changes the schema version.
+        // SAFETY: as above.
+        let clean_at = unsafe { shadow::info_i64(self.db, &self.names, "swept") }.unwrap_or(None);
         let (check, logged, cache) = if unique {
             (true, false, true)
+        } else if clean_at == Some(cookie) {
+            (false, false, true)
         } else {
+            self.stats.sweeps.fetch_add(1, Ordering::Relaxed);
             let gone = self.gone_ids()?;
+            // Clean now, or once the log holding the leftovers is applied:
+            // the next write of this connection records it.
+            self.sweep_clean = Some(cookie);
             if gone.is_empty() {
                 (false, false, true)
             } else if can_write {
@@ -870,6 +886,15 @@ impl Index {
         // SAFETY: db is the connection owning this table.
         unsafe { shadow::set_info_i64(self.db, &self.names, "token", state.token) }?;
         self.apply_wrote = true;
+        if let Some(c) = self.sweep_clean {
+            // This apply removes every leftover the sweep logged; recorded
+            // only if the schema is still the one swept.
+            if self.schema_cookie().map_err(SqlError::from)? == c {
+                // SAFETY: as above.
+                unsafe { shadow::set_info_i64(self.db, &self.names, "swept", c) }?;
+            }
+            self.sweep_clean = None;
+        }
         let mut bad = Vec::new();
         let mut chunks = HashMap::new();
         let mut tail = HashMap::new();
@@ -2405,6 +2430,7 @@ impl Index {
             // Exact tables always check; IVF: this connection's last
             // decision (null before its first query).
             "replace_check": if s.trained { self.guard.as_ref().map(|g| g.check) } else { Some(true) },
+            "sweeps": self.stats.sweeps.load(Ordering::Relaxed),
         });
         if s.trained {
             if let Ok(m) = self.model(&s) {

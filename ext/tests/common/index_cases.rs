@@ -1277,6 +1277,43 @@ pub fn index_replace_check_follows_schema(d: Driver) {
         .one("SELECT count(*) FROM pf_map WHERE id IN (8, 9)", &[])
         .int();
     assert_eq!(cnt, 0);
+    // The sweep above was recorded by the write that removed its leftovers:
+    // a new connection at the same schema version skips it, and still
+    // answers exactly.
+    let sweeps = |c: &dyn Conn| -> i64 {
+        let j: serde_json::Value =
+            serde_json::from_str(c.one("SELECT pocketvec_info('pi')", &[]).text()).unwrap();
+        assert_eq!(j["replace_check"], false);
+        j["sweeps"].as_i64().unwrap()
+    };
+    assert!(sweeps(&*a) >= 1, "the first connection swept");
+    let c = (d.open)(&path);
+    assert_ne!(first_on(&*c, "pi", &pv[8]), 9);
+    assert_eq!(sweeps(&*c), 0, "recorded clean at this schema version");
+    // Another schema change: the next new connection sweeps again (nothing
+    // to remove, and nothing written by a read-only query).
+    b.ok("CREATE TABLE unrelated(x)");
+    let e = (d.open)(&path);
+    assert_ne!(first_on(&*e, "pi", &pv[8]), 9);
+    assert_eq!(sweeps(&*e), 1, "a new schema version is swept");
+    // A write through that connection records it; the next one skips.
+    e.rows(
+        "INSERT INTO p VALUES (9500, 'p9500', ?)",
+        &[Val::Blob(f32_blob(&pv[5]))],
+    );
+    assert_ne!(first_on(&*e, "pi", &pv[8]), 9);
+    let f = (d.open)(&path);
+    assert_ne!(first_on(&*f, "pi", &pv[8]), 9);
+    assert_eq!(sweeps(&*f), 0, "recorded by the write");
+}
+
+/// The nearest row of `vt` to `v` on `c`.
+fn first_on(c: &dyn Conn, vt: &str, v: &[f32]) -> i64 {
+    c.rows(
+        &format!("SELECT rowid FROM {vt} WHERE query = ? AND k = 1"),
+        &[Val::Blob(f32_blob(v))],
+    )[0][0]
+        .int()
 }
 
 /// The compact cache of f32 tables (unit vectors in f16 + error bounds,

@@ -401,16 +401,7 @@ impl<'m> Searcher<'m> {
             let mut group = crate::pq::BlockGroup::new(&s.qlut, m);
             let mut at = 0usize;
             for (i, &l) in probe.iter().enumerate() {
-                // A list's codes are two dependent loads away (its chunk
-                // table, then the chunk): request the table four lists
-                // ahead and the first chunk's lines two ahead, so the
-                // misses overlap the scan.
-                if let Some(&n4) = probe.get(i + 4) {
-                    crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
-                }
-                if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
-                    crate::pq::prefetch(b.as_ref());
-                }
+                prefetch_ahead(probe, i, &chunks_of);
                 for b in chunks_of(l) {
                     let b = b.as_ref();
                     if b.is_empty() {
@@ -461,13 +452,7 @@ impl<'m> Searcher<'m> {
             return Ok(());
         }
         for (i, &l) in probe.iter().enumerate() {
-            // As above: chunk tables four lists ahead, first lines two ahead.
-            if let Some(&n4) = probe.get(i + 4) {
-                crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
-            }
-            if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
-                crate::pq::prefetch(b.as_ref());
-            }
+            prefetch_ahead(probe, i, &chunks_of);
             for b in chunks_of(l) {
                 let b = b.as_ref();
                 if !b.is_empty() {
@@ -534,6 +519,23 @@ impl<'m> Searcher<'m> {
         }
         s.hits.drain_sorted_into(hits);
         Ok(())
+    }
+}
+
+/// Before scanning list `probe[i]`: a list's codes are two dependent loads
+/// away (its chunk table, then the chunk), so request the chunk table four
+/// lists ahead and the first chunk's lines two ahead; the misses overlap
+/// the scan.
+fn prefetch_ahead<'c, C: AsRef<[u8]> + 'c>(
+    probe: &[u32],
+    i: usize,
+    chunks_of: &impl Fn(u32) -> &'c [C],
+) {
+    if let Some(&n4) = probe.get(i + 4) {
+        crate::pq::prefetch_ptr(chunks_of(n4).as_ptr().cast());
+    }
+    if let Some(b) = probe.get(i + 2).and_then(|&n2| chunks_of(n2).first()) {
+        crate::pq::prefetch(b.as_ref());
     }
 }
 

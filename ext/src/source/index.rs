@@ -1189,8 +1189,8 @@ impl Index {
         out: &mut Collector,
         gone: &mut Vec<i64>,
     ) -> Result<(), String> {
-        let (kern, metric, q) = (self.kern, req.metric, &req.queries[qi]);
-        let (elem, norms) = (self.layout.elem, score::uses_norms(metric));
+        let (kern, metric, elem) = (self.kern, req.metric, self.layout.elem);
+        let q = std::slice::from_ref(&req.queries[qi]);
         // The k nearest so far (no k: every candidate is scored).
         let mut best = kernels::TopK::new(k.clamp(1, cands.len().max(1))).expect("k >= 1");
         let bounded = k <= cands.len();
@@ -1202,9 +1202,8 @@ impl Index {
                 break;
             }
             // The first batch is usually the answer.
-            let end = cands
-                .len()
-                .min(at + if at == 0 { k.saturating_add(4) } else { 32 }.min(cands.len()));
+            let step = if at == 0 { k.saturating_add(4) } else { 32 };
+            let end = at.saturating_add(step).min(cands.len());
             ids.clear();
             ids.extend(cands[at..end].iter().map(|c| c.1));
             self.base.fetch(&ids, &mut |id, v| {
@@ -1212,12 +1211,7 @@ impl Index {
                     gone.push(id);
                     return Ok(());
                 };
-                let n = [if norms {
-                    row_norm(&kern, elem, row)
-                } else {
-                    0.0
-                }];
-                score_block(&kern, metric, q, row, Some(&n), &mut d)?;
+                score::row_distances(&kern, metric, elem, q, row, &mut d)?;
                 if req.dist.pass(d[0]) {
                     best.push(id, d[0]);
                 }
@@ -1268,18 +1262,13 @@ impl Index {
         outs: &mut [Collector],
     ) -> Result<(), String> {
         let (kern, metric, queries) = (self.kern, req.metric, req.queries);
-        let (elem, norms) = (self.layout.elem, score::uses_norms(req.metric));
-        let mut d = [0f32];
+        let elem = self.layout.elem;
+        let mut d = vec![0f32; queries.len()];
         self.base.fetch(ids, &mut |id, v| {
             let Some(row) = v else { return Ok(()) };
-            let n = [if norms {
-                row_norm(&kern, elem, row)
-            } else {
-                0.0
-            }];
-            for (q, out) in queries.iter().zip(outs.iter_mut()) {
-                score_block(&kern, metric, q, row, Some(&n), &mut d)?;
-                out.push(id, d[0]);
+            score::row_distances(&kern, metric, elem, queries, row, &mut d)?;
+            for (&d, out) in d.iter().zip(outs.iter_mut()) {
+                out.push(id, d);
             }
             Ok(())
         })
@@ -1908,7 +1897,6 @@ impl Index {
             .rerank
             .unwrap_or_else(|| ivf::default_rerank(req.n.unwrap_or(n).min(n)));
         let (kern, metric, elem) = (self.kern, req.metric, self.layout.elem);
-        let uses_norms = score::uses_norms(metric);
         let mut hits = std::mem::take(&mut self.ivf_hits);
         let r = loop {
             let params = ivf::SearchParams {
@@ -2006,12 +1994,14 @@ impl Index {
                     }
                     base.fetch(&rr.missing, &mut |id, v| {
                         if let Some(row) = v {
-                            let nm = [if uses_norms {
-                                row_norm(&kern, elem, row)
-                            } else {
-                                0.0
-                            }];
-                            score_block(&kern, metric, q, row, Some(&nm), &mut d)?;
+                            score::row_distances(
+                                &kern,
+                                metric,
+                                elem,
+                                std::slice::from_ref(q),
+                                row,
+                                &mut d,
+                            )?;
                             // ids are ascending.
                             if let Ok(i) = ids.binary_search(&id) {
                                 dists[i] = Some(d[0]);

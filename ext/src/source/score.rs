@@ -60,6 +60,28 @@ pub fn score_block(
     r.map_err(|e| format!("pocketvec internal error: {e}"))
 }
 
+/// The distances from each of `queries` to one row read on its own (from
+/// the base table) into `out`: the row's norm is computed once, as the
+/// stored one is, so the row scores as it would in a chunk.
+pub fn row_distances(
+    k: &Kernels,
+    metric: Metric,
+    elem: ElemType,
+    queries: &[Vector],
+    row: &[u8],
+    out: &mut [f32],
+) -> Result<(), String> {
+    let n = [if uses_norms(metric) {
+        row_norm(k, elem, row)
+    } else {
+        0.0
+    }];
+    for (q, d) in queries.iter().zip(out.iter_mut()) {
+        score_block(k, metric, q, row, Some(&n), std::slice::from_mut(d))?;
+    }
+    Ok(())
+}
+
 /// Which rows a scan may admit: the query's rowid filter minus rows that
 /// are scored elsewhere (pending changes read from the base table) or known
 /// to be gone.
@@ -143,21 +165,48 @@ pub fn scan_parallel(
     outs: &mut [Collector],
     threads: usize,
 ) -> Result<(), String> {
+    run_parallel(
+        blocks,
+        |b| b.ids.len(),
+        outs,
+        threads,
+        Collector::empty_like,
+        |part, outs| {
+            let mut buf = Vec::new();
+            for b in part {
+                scan_block(k, metric, queries, *b, admit, outs, &mut buf)?;
+            }
+            Ok(())
+        },
+        Collector::merge,
+    )
+}
+
+/// Runs `run` over contiguous ranges of `blocks` of about equal row counts
+/// (`rows` per block) on up to `threads` threads: the calling thread takes
+/// the first range into `states`, every other thread a range into fresh
+/// states (`fresh`), merged into `states` at the end (`merge`). Only pure
+/// compute leaves the calling thread.
+pub fn run_parallel<B: Sync, S: Send>(
+    blocks: &[B],
+    rows: impl Fn(&B) -> usize,
+    states: &mut [S],
+    threads: usize,
+    fresh: impl Fn(&S) -> S,
+    run: impl Fn(&[B], &mut [S]) -> Result<(), String> + Sync,
+    merge: impl Fn(&mut S, S),
+) -> Result<(), String> {
     let threads = threads.clamp(1, blocks.len().max(1));
     if threads == 1 {
-        let mut buf = Vec::new();
-        for b in blocks {
-            scan_block(k, metric, queries, *b, admit, outs, &mut buf)?;
-        }
-        return Ok(());
+        return run(blocks, states);
     }
     // Contiguous ranges of blocks of about equal row counts.
-    let total: usize = blocks.iter().map(|b| b.ids.len()).sum();
+    let total: usize = blocks.iter().map(&rows).sum();
     let per = total.div_ceil(threads).max(1);
     let mut ranges = Vec::with_capacity(threads);
     let (mut start, mut acc) = (0, 0);
     for (i, b) in blocks.iter().enumerate() {
-        acc += b.ids.len();
+        acc += rows(b);
         if acc >= per && ranges.len() + 1 < threads {
             ranges.push(start..i + 1);
             start = i + 1;
@@ -167,33 +216,22 @@ pub fn scan_parallel(
     if start < blocks.len() {
         ranges.push(start..blocks.len());
     }
-    let results: Vec<Result<Vec<Collector>, String>> = std::thread::scope(|s| {
+    let run = &run;
+    let results: Vec<Result<Vec<S>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = ranges
             .iter()
             .skip(1)
             .map(|r| {
                 let part = &blocks[r.clone()];
-                let mut mine: Vec<Collector> = outs.iter().map(Collector::empty_like).collect();
-                s.spawn(move || {
-                    let mut buf = Vec::new();
-                    for b in part {
-                        scan_block(k, metric, queries, *b, admit, &mut mine, &mut buf)?;
-                    }
-                    Ok(mine)
-                })
+                let mut mine: Vec<S> = states.iter().map(&fresh).collect();
+                s.spawn(move || run(part, &mut mine).map(|()| mine))
             })
             .collect();
         // The calling thread takes the first range.
-        let mut buf = Vec::new();
-        let mut first = Ok(Vec::new());
-        if let Some(r) = ranges.first() {
-            for b in &blocks[r.clone()] {
-                if let Err(e) = scan_block(k, metric, queries, *b, admit, outs, &mut buf) {
-                    first = Err(e);
-                    break;
-                }
-            }
-        }
+        let first = match ranges.first() {
+            Some(r) => run(&blocks[r.clone()], states).map(|()| Vec::new()),
+            None => Ok(Vec::new()),
+        };
         let mut all = vec![first];
         all.extend(handles.into_iter().map(|h| {
             h.join()
@@ -202,8 +240,8 @@ pub fn scan_parallel(
         all
     });
     for r in results {
-        for (out, part) in outs.iter_mut().zip(r?) {
-            out.merge(part);
+        for (st, part) in states.iter_mut().zip(r?) {
+            merge(st, part);
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ use std::collections::BinaryHeap;
 
 use kernels::{f16, Kernels, Metric};
 
-use super::score::Admit;
+use super::score::{run_parallel, Admit};
 use super::DistanceFilter;
 
 /// f32's unit roundoff, 2⁻²⁴.
@@ -407,43 +407,23 @@ pub fn scan_parallel(
     states: &mut [Screen],
     threads: usize,
 ) -> Result<(), String> {
-    let run = |part: &[Block<'_>], sts: &mut [Screen]| -> Result<(), String> {
-        let mut buf = Vec::new();
-        for b in part {
-            for (q, st) in queries.iter().zip(sts.iter_mut()) {
-                scan_block(k, q, *b, admit, filter, st, &mut buf)?;
+    run_parallel(
+        blocks,
+        |b| b.ids.len(),
+        states,
+        threads,
+        Screen::empty_like,
+        |part, sts| {
+            let mut buf = Vec::new();
+            for b in part {
+                for (q, st) in queries.iter().zip(sts.iter_mut()) {
+                    scan_block(k, q, *b, admit, filter, st, &mut buf)?;
+                }
             }
-        }
-        Ok(())
-    };
-    let threads = threads.clamp(1, blocks.len().max(1));
-    if threads == 1 {
-        return run(blocks, states);
-    }
-    let per = blocks.len().div_ceil(threads);
-    let results: Vec<Result<Vec<Screen>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = blocks
-            .chunks(per)
-            .skip(1)
-            .map(|part| {
-                let mut mine: Vec<Screen> = states.iter().map(Screen::empty_like).collect();
-                s.spawn(move || run(part, &mut mine).map(|()| mine))
-            })
-            .collect();
-        let first = run(&blocks[..per.min(blocks.len())], states).map(|()| Vec::new());
-        let mut all = vec![first];
-        all.extend(handles.into_iter().map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err("pocketvec internal error: scan thread panicked".into()))
-        }));
-        all
-    });
-    for r in results {
-        for (st, part) in states.iter_mut().zip(r?) {
-            st.merge(part);
-        }
-    }
-    Ok(())
+            Ok(())
+        },
+        Screen::merge,
+    )
 }
 
 #[cfg(test)]

@@ -773,6 +773,15 @@ pub fn index_cache_validation_across_connections(d: Driver) {
     }
 }
 
+/// The (rowid, distance) rows of query `i` in the result of a batch
+/// query selecting `query_index, rowid, distance`.
+fn batch_rows(rows: &[Vec<Val>], i: usize) -> Vec<(i64, f64)> {
+    rows.iter()
+        .filter(|r| r[0].int() == i as i64)
+        .map(|r| (r[1].int(), r[2].real()))
+        .collect()
+}
+
 /// Several query vectors in one pass (`queries` BLOB or JSON, rows carry
 /// `query_index`), and the multi-threaded scan, equal single queries.
 pub fn index_batch_and_threads(d: Driver) {
@@ -805,11 +814,7 @@ pub fn index_batch_and_threads(d: Driver) {
         );
         assert_eq!(rows.len(), 35);
         for (i, q) in qs.iter().enumerate() {
-            let got: Vec<(i64, f64)> = rows
-                .iter()
-                .filter(|r| r[0].int() == i as i64)
-                .map(|r| (r[1].int(), r[2].real()))
-                .collect();
+            let got = batch_rows(&rows, i);
             let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
             assert_topk(
                 &got,
@@ -1415,11 +1420,7 @@ pub fn index_compact_cache_is_exact(d: Driver) {
                 &[Val::Blob(blob)],
             );
             for (i, q) in queries.iter().enumerate() {
-                let got: Vec<(i64, f64)> = rows
-                    .iter()
-                    .filter(|r| r[0].int() == i as i64)
-                    .map(|r| (r[1].int(), r[2].real()))
-                    .collect();
+                let got = batch_rows(&rows, i);
                 let q64: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
                 assert_topk(
                     &got,
